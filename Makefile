@@ -1,0 +1,24 @@
+# The two quickstart commands: `make demo` and `make test`.
+# Each creates .venv (once) with the project installed, then runs.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test clean
+
+$(BIN)/ensemble: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+demo: $(BIN)/ensemble
+	$(BIN)/ensemble launch --splits 100
+	$(BIN)/ensemble status --summary
+	$(BIN)/ensemble sample --label 417
+
+test: $(BIN)/ensemble
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) ensemble-run samples

@@ -1,0 +1,233 @@
+"""The `ensemble` command: a thin click layer over ensemble/.
+
+`ensemble --help` and `ensemble status` import neither torch nor Ray: each command imports
+what it needs when it runs.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+
+STATUS_STYLES = {"pending": "dim", "running": "cyan", "succeeded": "green", "failed": "bold red"}
+
+RUN_OPTION = click.option(
+    "--run",
+    "run_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default="ensemble-run",
+    show_default=True,
+    envvar="ENSEMBLE_RUN",
+    help="Run directory (manifest, spec, checkpoints). Env: ENSEMBLE_RUN.",
+)
+
+
+@contextlib.contextmanager
+def user_errors():
+    """Domain errors become one line on stderr and exit code 1 (130 for Ctrl-C), no traceback."""
+    from ensemble.errors import user_errors as error_types
+
+    try:
+        yield
+    except Exception as exc:
+        from ensemble.coordinator import Interrupted
+
+        if isinstance(exc, Interrupted):
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(130)
+        if isinstance(exc, error_types()):
+            raise click.ClickException(str(exc)) from None
+        raise
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="acgan-ensemble")
+def main() -> None:
+    """Train an ensemble of class-split AC-GANs on Ray, track it, sample it by label.
+
+    \b
+    Quick start (built-in data, local Ray cluster):
+      ensemble launch --splits 100     # 100 AC-GANs of 10 classes each
+      ensemble status                  # where every split stands
+      ensemble sample --label 417      # images of class 417, from split 41
+    """
+
+
+@main.command()
+@click.option("--splits", type=int, help="Number of splits; must divide the class count. [default: 100]")
+@click.option("--data", help="`builtin`, or an image folder with one subfolder per class. [default: builtin]")
+@RUN_OPTION
+@click.option("--steps", type=int, help="Training steps per split. [default: 600]")
+@click.option("--batch-size", type=int, help="Images per step. [default: 32]")
+@click.option("--seed", type=int, help="Run seed; each split derives its own. [default: 0]")
+@click.option("--checkpoint-every", type=int, help="Steps between checkpoints. [default: 200]")
+@click.option("--address", help="Existing Ray cluster to use (or RAY_ADDRESS). [default: start a local one]")
+@click.option("--gpus-per-split", type=float, help="GPUs per split, fractions allowed. [default: 1 on a GPU cluster, else 0]")
+@click.option("--cpus-per-split", type=float, default=1.0, show_default=True, help="CPUs per split.")
+def launch(run_dir: Path, **options) -> None:
+    """Train every unfinished split of a run, one Ray task per split.
+
+    A relaunch on the same --run skips succeeded splits and resumes the others from their
+    latest checkpoints; options left out keep the values the run was launched with.
+
+    \b
+    Examples:
+      ensemble launch --splits 100
+      ensemble launch --data /datasets/imagenet/train --run runs/in1k --gpus-per-split 0.5
+      ensemble launch --address ray://head:10001 --run /shared/runs/in1k
+    """
+    from ensemble.coordinator import LaunchRequest, launch as run_launch
+
+    with user_errors():
+        request = LaunchRequest(run_dir=run_dir, **options)
+        with LaunchView() as view:
+            summary = run_launch(request, view)
+    counts = ", ".join(f"{n} {status}" for status, n in summary.counts.items() if n)
+    if summary.submitted == 0:
+        click.echo(f"Nothing to do: every split of {summary.run_dir} has succeeded ({counts}).")
+    else:
+        click.echo(f"Done in {summary.wall_seconds:.0f} s: {counts}. Manifest: {summary.run_dir / 'manifest.parquet'}")
+    if summary.counts.get("failed"):
+        click.echo("Some splits failed; see `ensemble status`, then relaunch to retry them.", err=True)
+        sys.exit(1)
+
+
+class LaunchView:
+    """Shows a launch's progress: a live bar on a terminal, a line per finished split otherwise."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+
+        self.console = Console(stderr=True)
+        self.progress = None
+        self.last_line = 0.0
+
+    def __enter__(self) -> "LaunchView":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+    def launched(self, cluster, spec, todo, gpus_per_split) -> None:
+        where = "a new local Ray cluster" if cluster.started_here else f"the Ray cluster at {cluster.address}"
+        self.console.print(
+            f"Training {len(todo)} of {spec.splits} splits x {spec.steps} steps on {where} "
+            f"({cluster.num_cpus:g} CPUs, {cluster.num_gpus:g} GPUs; {gpus_per_split:g} GPU per split)"
+        )
+        self.total_steps = sum(r.total_steps for r in todo)
+        self.todo = {r.split for r in todo}
+        if self.console.is_terminal:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+            self.progress = Progress(
+                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("{task.fields[detail]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                console=self.console,
+            )  # fmt: skip
+            self.splits_bar = self.progress.add_task("splits", total=len(todo), detail="")
+            self.steps_bar = self.progress.add_task("steps ", total=self.total_steps, detail="")
+            self.progress.start()
+
+    def updated(self, records) -> None:
+        mine = [r for r in records if r.split in self.todo]
+        done = sum(r.status in ("succeeded", "failed") for r in mine)
+        running = sum(r.status == "running" for r in mine)
+        steps = sum(r.step for r in mine)
+        if self.progress is not None:
+            self.progress.update(self.splits_bar, completed=done, detail=f"{running} running")
+            self.progress.update(self.steps_bar, completed=steps, detail="")
+        elif time.monotonic() - self.last_line >= 30:
+            self.console.print(f"{done}/{len(mine)} splits done, {running} running, {steps}/{self.total_steps} steps")
+            self.last_line = time.monotonic()
+
+    def finished(self, record) -> None:
+        if record.status == "failed":
+            self.console.print(f"[bold red]split {record.split} failed[/]: {record.error}")
+        elif self.progress is None:
+            self.console.print(f"split {record.split} succeeded at step {record.step}")
+
+
+@main.command()
+@RUN_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (key `splits`: one row per split).")
+@click.option("--summary", is_flag=True, help="Print only the line of counts by status.")
+def status(run_dir: Path, as_json: bool, summary: bool) -> None:
+    """Show where every split of a run stands.
+
+    \b
+    Examples:
+      ensemble status
+      ensemble status --run runs/in1k --json | jq '.splits[] | select(.status=="failed")'
+    """
+    from ensemble.status import read_status
+
+    with user_errors():
+        run_status = read_status(run_dir)
+    if as_json:
+        click.echo(json.dumps(run_status.to_json()))
+        return
+    if not summary:
+        _print_status_table(run_status)
+    click.echo(run_status.summary_line())
+
+
+def _print_status_table(run_status) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column in ("split", "classes", "status", "attempt", "step", "loss D", "loss G", "D class acc", "device", "node", "note"):
+        table.add_column(column, justify="right" if column in ("split", "attempt", "step") else "left", no_wrap=True)
+    for r in run_status.records:
+        contiguous = r.classes == list(range(r.classes[0], r.classes[-1] + 1))
+        classes = f"{r.classes[0]}-{r.classes[-1]}" if contiguous and len(r.classes) > 1 else ",".join(map(str, r.classes))
+        table.add_row(
+            str(r.split), classes, f"[{STATUS_STYLES.get(r.status, '')}]{r.status}[/]", str(r.attempt),
+            f"{r.step}/{r.total_steps}", _number(r.loss_d), _number(r.loss_g), _number(r.class_accuracy),
+            r.device or "", r.node or "", (r.error or "")[:60],
+        )  # fmt: skip
+    console = Console()
+    if not console.is_terminal:
+        console.width = 200  # piped or redirected: keep whole rows rather than wrap to 80 columns
+    console.print(table)
+
+
+def _number(value: float | None) -> str:
+    return "" if value is None else f"{value:.3f}"
+
+
+@main.command()
+@click.option("--label", required=True, help="Class index (e.g. 417) or class name.")
+@RUN_OPTION
+@click.option("--n", "count", type=int, default=16, show_default=True, help="Number of images.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Noise seed; the same seed gives the same images.")
+@click.option("--out", type=click.Path(path_type=Path), help="A .png path for one grid, or a folder for one PNG per image. [default: samples/label-L.png]")
+@click.option("--scale", type=int, default=1, show_default=True, help="Enlarge each pixel this many times.")
+def sample(label: str, run_dir: Path, count: int, seed: int, out: Path | None, scale: int) -> None:
+    """Write images of one class, made by the split's generator that owns it.
+
+    \b
+    Examples:
+      ensemble sample --label 417
+      ensemble sample --label "magenta column on maroon fade-rising" --n 64 --scale 4
+      ensemble sample --label 417 --out samples/417/ --n 100
+    """
+    from ensemble.sampler import sample_label
+
+    with user_errors():
+        result = sample_label(run_dir, label, count, seed, out, scale)
+    route = result.route
+    where = result.paths[0] if len(result.paths) == 1 else f"{len(result.paths)} files in {result.paths[0].parent}"
+    click.echo(
+        f"label {route.global_label} ({route.class_name}) -> split {route.record.split}, local class "
+        f"{route.local_label}, checkpoint step {result.checkpoint_step}: wrote {where}"
+    )
+
+
+if __name__ == "__main__":
+    main()

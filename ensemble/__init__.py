@@ -1,0 +1,1 @@
+"""The coordinator's side: split planning, scheduling on Ray, label routing, status."""

@@ -1,0 +1,90 @@
+"""Connecting to Ray: a quiet local cluster by default, or an existing one by address."""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+from ensemble.errors import EnsembleError
+
+
+@dataclass(frozen=True)
+class Cluster:
+    address: str
+    started_here: bool
+    """True when this process started the cluster (and so must shut it down)."""
+    num_cpus: float
+    num_gpus: float
+    largest_node_cpus: float
+    largest_node_gpus: float
+
+
+def connect(address: str | None) -> Cluster:
+    """Attach to `address` (or RAY_ADDRESS), reuse this process's cluster, or start one."""
+    import ray
+
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    started_here = False
+    if not ray.is_initialized():
+        options = dict(log_to_driver=False, logging_level=logging.ERROR, configure_logging=True)
+        if address:
+            try:
+                ray.init(address=address, runtime_env=_code_for_remote_workers(), **options)
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                raise EnsembleError(
+                    f"cannot reach a Ray cluster at {address} ({str(exc).splitlines()[0]}); "
+                    f"check --address, or leave it out to start a local cluster"
+                ) from None
+        else:
+            # A cluster of our own: token auth would make `ray status` fail for the user.
+            os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+            ray.init(**options)
+            started_here = True
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    resources = ray.cluster_resources()
+    return Cluster(
+        address=ray.get_runtime_context().gcs_address,
+        started_here=started_here,
+        num_cpus=resources.get("CPU", 0.0),
+        num_gpus=resources.get("GPU", 0.0),
+        largest_node_cpus=max((n["Resources"].get("CPU", 0.0) for n in nodes), default=0.0),
+        largest_node_gpus=max((n["Resources"].get("GPU", 0.0) for n in nodes), default=0.0),
+    )
+
+
+def _code_for_remote_workers() -> dict:
+    """Ship this project's packages to an existing cluster's workers, which may not have them."""
+    import ensemble
+    import manifests
+    import workers
+
+    return {"py_modules": [ensemble, manifests, workers]}
+
+
+def choose_gpus_per_split(cluster: Cluster, requested: float | None) -> float:
+    """1 GPU per split on a GPU cluster, 0 on a CPU-only one, unless the user asked."""
+    if requested is None:
+        return 1.0 if cluster.num_gpus > 0 else 0.0
+    if requested < 0:
+        raise EnsembleError(f"--gpus-per-split must be 0 or more, got {requested}")
+    if requested > 0 and cluster.num_gpus == 0:
+        # Ray would queue such tasks forever without a word.
+        raise EnsembleError(
+            f"--gpus-per-split {requested:g} asks for GPUs, but the Ray cluster has none; "
+            f"pass --gpus-per-split 0 to train on CPUs"
+        )
+    if requested > cluster.largest_node_gpus:
+        raise EnsembleError(
+            f"--gpus-per-split {requested:g} is more than any node has (at most "
+            f"{cluster.largest_node_gpus:g}); one split runs on one node"
+        )
+    return requested
+
+
+def check_cpus_per_split(cluster: Cluster, requested: float) -> None:
+    if requested <= 0:
+        raise EnsembleError(f"--cpus-per-split must be more than 0, got {requested:g}")
+    if requested > cluster.largest_node_cpus:
+        raise EnsembleError(
+            f"--cpus-per-split {requested:g} is more than any node has (at most {cluster.largest_node_cpus:g})"
+        )

@@ -1,0 +1,231 @@
+"""The coordinator: plans a run, submits one Ray task per unfinished split, and keeps the
+manifest (of which it is the only writer) up to date until every task has ended.
+
+A relaunch on the same run skips succeeded splits and resubmits the rest; each resumes
+from its latest checkpoint. The manifest is the single source of truth for that.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from ensemble.cluster import Cluster, check_cpus_per_split, choose_gpus_per_split, connect
+from ensemble.errors import EnsembleError
+from ensemble.planning import plan_splits
+from ensemble.run_spec import RunSpec, check_positive, check_relaunch, new_spec
+from manifests.run_dir import RunDir
+from manifests.schema import SplitRecord, Status, utc_now
+from workers.config import TrainJob
+from workers.datasets import open_dataset
+
+MANIFEST_WRITE_INTERVAL_S = 1.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class LaunchRequest:
+    run_dir: Path
+    splits: int | None = None
+    data: str | None = None
+    steps: int | None = None
+    batch_size: int | None = None
+    seed: int | None = None
+    checkpoint_every: int | None = None
+    address: str | None = None
+    gpus_per_split: float | None = None
+    cpus_per_split: float = 1.0
+    max_retries: int = 2
+    """Ray retries of a split whose worker process died (not of one whose training raised)."""
+
+
+@dataclass(frozen=True)
+class LaunchSummary:
+    run_dir: Path
+    counts: dict[str, int]
+    submitted: int
+    wall_seconds: float
+
+
+class Interrupted(EnsembleError):
+    """Ctrl-C during a launch: tasks stopped, manifest written, resumable."""
+
+
+class LaunchListener(Protocol):
+    def launched(self, cluster: Cluster, spec: RunSpec, todo: list[SplitRecord], gpus_per_split: float) -> None: ...
+    def updated(self, records: list[SplitRecord]) -> None: ...
+    def finished(self, record: SplitRecord) -> None: ...
+
+
+def _train_split_task(job: TrainJob, board, cpus: float):
+    """Body of each split's Ray task: the plain training function, wired to the board."""
+    import ray
+    import torch
+
+    from workers.train import pick_device, train_split
+
+    torch.set_num_threads(max(1, int(cpus)))
+    node = ray.util.get_node_ip_address()
+    device = pick_device(prefer_cuda=bool(ray.get_gpu_ids()))
+
+    def report(event: dict) -> None:
+        board.report.remote(job.split, {**event, "node": node})
+
+    return train_split(job, report=report, device=device)
+
+
+def _prepare(request: LaunchRequest, run: RunDir) -> tuple[RunSpec, list[SplitRecord], bool]:
+    """The run's spec and manifest rows, from disk or newly planned. Writes nothing."""
+    for name in ("splits", "steps", "batch_size", "checkpoint_every"):
+        check_positive(name, getattr(request, name))
+    given = {name: getattr(request, name) for name in ("data", "splits", "steps", "batch_size", "seed", "checkpoint_every")}
+    if run.exists():
+        spec = RunSpec.from_dict(run.read_spec())
+        check_relaunch(spec, str(run.root), **given)
+        return spec, run.read_manifest(), False
+    if run.root.exists() and (not run.root.is_dir() or any(run.root.iterdir())):
+        raise EnsembleError(f"{run.root} exists and is not an ensemble run; pass a new or empty --run DIR")
+    dataset = open_dataset(request.data or "builtin")
+    spec = new_spec(num_classes=len(dataset.class_names), **given)
+    plan = plan_splits(spec.num_classes, spec.splits)
+    records = [
+        SplitRecord(split=i, classes=classes, class_names=[dataset.class_names[c] for c in classes],
+                    total_steps=spec.steps)  # fmt: skip
+        for i, classes in enumerate(plan)
+    ]
+    return spec, records, True
+
+
+def _apply_progress(record: SplitRecord, fields: dict, starts: int, run: RunDir) -> None:
+    now = utc_now()
+    if starts:
+        record.attempt += starts
+        record.status = Status.RUNNING
+        record.started_at = record.started_at or now
+        record.error = None
+    for name in ("step", "loss_d", "loss_g", "class_accuracy", "node", "device", "train_seconds", "checkpoint_step"):
+        if fields.get(name) is not None:
+            setattr(record, name, fields[name])
+    if fields.get("checkpoint"):
+        record.checkpoint = os.path.relpath(fields["checkpoint"], run.root)
+    record.updated_at = now
+
+
+def _apply_result(record: SplitRecord, result, run: RunDir) -> None:
+    now = utc_now()
+    record.status = Status.SUCCEEDED
+    record.step = result.step
+    record.loss_d, record.loss_g, record.class_accuracy = result.loss_d, result.loss_g, result.class_accuracy
+    record.checkpoint = os.path.relpath(result.generator_path, run.root)
+    record.checkpoint_step = result.step
+    record.device = result.device
+    record.train_seconds = result.train_seconds
+    record.updated_at = record.finished_at = now
+    record.error = None
+
+
+def _apply_failure(record: SplitRecord, exc: BaseException) -> None:
+    import ray.exceptions
+
+    cause = exc.cause if isinstance(exc, ray.exceptions.RayTaskError) and exc.cause else exc
+    lines = [line for line in str(cause).strip().splitlines() if line.strip()]
+    record.status = Status.FAILED
+    record.error = f"{type(cause).__name__}: {lines[-1] if lines else ''}"[:500]
+    record.updated_at = record.finished_at = utc_now()
+
+
+def launch(request: LaunchRequest, listener: LaunchListener) -> LaunchSummary:
+    start = time.monotonic()
+    run = RunDir(request.run_dir)
+    spec, records, is_new = _prepare(request, run)
+    todo = [r for r in records if r.status != Status.SUCCEEDED]
+    if not todo:
+        return LaunchSummary(run.root, _counts(records), 0, time.monotonic() - start)
+
+    import ray
+
+    from ensemble.progress import ProgressBoard
+
+    cluster = connect(request.address)
+    try:
+        gpus = choose_gpus_per_split(cluster, request.gpus_per_split)
+        check_cpus_per_split(cluster, request.cpus_per_split)
+        if is_new:
+            run.write_spec(spec.to_dict())
+        for record in todo:  # failed splits get another go; `running` rows are stale
+            record.status, record.error, record.finished_at = Status.PENDING, None, None
+        run.write_manifest(records)
+        listener.launched(cluster, spec, todo, gpus)
+
+        board = ProgressBoard.remote()
+        task = ray.remote(_train_split_task).options(
+            num_cpus=request.cpus_per_split, num_gpus=gpus, max_retries=request.max_retries, retry_exceptions=False
+        )
+        by_split = {r.split: r for r in records}
+        pending = {
+            task.remote(_job(spec, record, run), board, request.cpus_per_split): record.split for record in todo
+        }
+        try:
+            _drive(pending, board, by_split, records, run, listener)
+        except KeyboardInterrupt:
+            for ref in pending:
+                ray.cancel(ref, force=True)
+            for split in pending.values():
+                by_split[split].status = Status.PENDING
+            run.write_manifest(records)
+            raise Interrupted(
+                f"interrupted: {len(pending)} split(s) stopped, their checkpoints kept; "
+                f"resume with `ensemble launch --run {run.root}`"
+            ) from None
+    finally:
+        if cluster.started_here:
+            ray.shutdown()
+    return LaunchSummary(run.root, _counts(records), len(todo), time.monotonic() - start)
+
+
+def _drive(pending: dict, board, by_split: dict[int, SplitRecord], records: list[SplitRecord],
+           run: RunDir, listener: LaunchListener) -> None:  # fmt: skip
+    """Fold worker progress and task results into the manifest until no task is left."""
+    import ray
+
+    last_write = time.monotonic()
+    dirty = False
+    while pending:
+        ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=1.0)
+        for split, (fields, starts) in ray.get(board.drain.remote()).items():
+            _apply_progress(by_split[split], fields, starts, run)
+            dirty = True
+        for ref in ready:
+            record = by_split[pending.pop(ref)]
+            try:
+                _apply_result(record, ray.get(ref), run)
+            except ray.exceptions.RayError as exc:
+                _apply_failure(record, exc)
+            listener.finished(record)
+            dirty = True
+        now = time.monotonic()
+        if dirty and (not pending or ready or now - last_write >= MANIFEST_WRITE_INTERVAL_S):
+            run.write_manifest(records)
+            last_write, dirty = now, False
+        listener.updated(records)
+
+
+def _job(spec: RunSpec, record: SplitRecord, run: RunDir) -> TrainJob:
+    return TrainJob(
+        split=record.split,
+        classes=list(record.classes),
+        class_names=list(record.class_names),
+        data=spec.data,
+        split_dir=str(run.split_dir(record.split).resolve()),
+        steps=spec.steps,
+        batch_size=spec.batch_size,
+        # A distinct, reproducible seed per split.
+        seed=spec.seed * 1_000_003 + record.split,
+        gan=spec.gan,
+        checkpoint_every=spec.checkpoint_every,
+    )
+
+
+def _counts(records: list[SplitRecord]) -> dict[str, int]:
+    return {status: sum(r.status == status for r in records) for status in Status.ALL}

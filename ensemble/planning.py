@@ -1,0 +1,26 @@
+"""Split planning: C classes -> S splits of C/S consecutive class indices.
+
+With 1000 classes and 100 splits, split 41 holds classes 410-419, and global label 417 is
+its local class 7. Which classes share a split made no conclusive difference in the
+paper; contiguous ranges are its natural default.
+"""
+from __future__ import annotations
+
+from ensemble.errors import EnsembleError
+
+
+def plan_splits(num_classes: int, num_splits: int) -> list[list[int]]:
+    """The class indices of each split, in split order."""
+    if num_classes < 1:
+        raise EnsembleError("the dataset has no classes")
+    if not 1 <= num_splits <= num_classes:
+        raise EnsembleError(f"--splits must be between 1 and {num_classes} (the number of classes), got {num_splits}")
+    if num_classes % num_splits:
+        divisors = [d for d in range(1, num_classes + 1) if num_classes % d == 0]
+        near = sorted(divisors, key=lambda d: abs(d - num_splits))[:3]
+        raise EnsembleError(
+            f"--splits {num_splits} does not divide {num_classes} classes evenly; "
+            f"try one of {', '.join(map(str, sorted(near)))}"
+        )
+    size = num_classes // num_splits
+    return [list(range(start, start + size)) for start in range(0, num_classes, size)]

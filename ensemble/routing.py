@@ -1,0 +1,53 @@
+"""Label routing: a global label (index, or class name) -> the split that owns it and the
+label's local index there. Always a lookup in the manifest's class lists, never arithmetic
+like label // 10, so any split plan routes correctly.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ensemble.errors import EnsembleError
+from manifests.schema import SplitRecord
+
+
+@dataclass(frozen=True)
+class Route:
+    global_label: int
+    class_name: str
+    local_label: int
+    record: SplitRecord
+
+
+class Router:
+    def __init__(self, records: list[SplitRecord]):
+        self.records = records
+        self._by_label: dict[int, tuple[SplitRecord, int]] = {}
+        self._by_name: dict[str, int] = {}
+        for record in records:
+            for local, (label, name) in enumerate(zip(record.classes, record.class_names)):
+                self._by_label[label] = (record, local)
+                self._by_name.setdefault(name.casefold(), label)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self._by_label)
+
+    def resolve(self, label: str | int) -> Route:
+        """Accepts an integer label (as int or text) or a class name (case-insensitive)."""
+        text = str(label).strip()
+        if text.lstrip("-").isdigit():
+            global_label = int(text)
+            if global_label not in self._by_label:
+                raise EnsembleError(
+                    f"label {global_label} is out of range: this run has labels 0-{self.num_classes - 1}"
+                )
+        else:
+            found = self._by_name.get(text.casefold())
+            if found is None:
+                raise EnsembleError(
+                    f"no class is named {text!r}; pass an index 0-{self.num_classes - 1} or a name "
+                    f"as `ensemble status` lists them (e.g. {self.records[0].class_names[0]!r})"
+                )
+            global_label = found
+        record, local = self._by_label[global_label]
+        return Route(global_label, record.class_names[local], local, record)

@@ -1,0 +1,112 @@
+"""A run directory on disk: its spec, its manifest and each split's checkpoint folder.
+
+    RUN/
+      run.json             what was launched (data, splits, steps, model config, seed)
+      manifest.parquet     one row per split; written only by the coordinator
+      splits/041/          split 41's checkpoints (written only by its worker)
+
+Every file is written to a temporary name in the same folder and moved into place with
+os.replace, which is atomic on POSIX: a reader at any instant sees a whole old file or a
+whole new one, never a partial write.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from manifests.schema import MANIFEST_SCHEMA, SCHEMA_VERSION, SCHEMA_VERSION_KEY, SplitRecord
+
+MANIFEST_NAME = "manifest.parquet"
+SPEC_NAME = "run.json"
+
+
+class RunDirError(Exception):
+    """A run directory, manifest or spec that cannot be used as it is."""
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so that readers never see a partial file."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; other users of shared storage must read runs
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class RunDir:
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.root / MANIFEST_NAME
+
+    @property
+    def spec_path(self) -> Path:
+        return self.root / SPEC_NAME
+
+    def split_dir(self, split_id: int) -> Path:
+        return self.root / "splits" / f"{split_id:03d}"
+
+    def exists(self) -> bool:
+        return self.manifest_path.is_file()
+
+    def require(self) -> None:
+        """Raise a RunDirError that says what to do when this is not a launched run."""
+        if not self.root.exists():
+            raise RunDirError(
+                f"run directory {self.root} does not exist; start one with "
+                f"`ensemble launch --run {self.root}` or pass --run DIR"
+            )
+        if not self.exists():
+            raise RunDirError(
+                f"{self.root} holds no {MANIFEST_NAME}: it is not an ensemble run; "
+                f"pass the --run DIR that `ensemble launch` used"
+            )
+
+    # -- spec ---------------------------------------------------------------------------
+    def read_spec(self) -> dict:
+        try:
+            return json.loads(self.spec_path.read_text())
+        except FileNotFoundError:
+            raise RunDirError(f"{self.spec_path} is missing; the run cannot be resumed") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise RunDirError(f"{self.spec_path} is not valid JSON ({exc}); restore or remove it") from None
+
+    def write_spec(self, spec: dict) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(self.spec_path, (json.dumps(spec, indent=2, sort_keys=True) + "\n").encode())
+
+    # -- manifest -----------------------------------------------------------------------
+    def read_manifest(self) -> list[SplitRecord]:
+        self.require()
+        try:
+            table = pq.read_table(self.manifest_path)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise RunDirError(f"manifest {self.manifest_path} is unreadable ({exc})") from None
+        version = (table.schema.metadata or {}).get(SCHEMA_VERSION_KEY, b"?").decode()
+        if version != SCHEMA_VERSION or table.schema.names != MANIFEST_SCHEMA.names:
+            raise RunDirError(
+                f"manifest {self.manifest_path} has schema version {version} with columns "
+                f"{table.schema.names[:4]}...; this ensemble reads version {SCHEMA_VERSION}"
+            )
+        return [SplitRecord.from_row(row) for row in table.to_pylist()]
+
+    def write_manifest(self, records: list[SplitRecord]) -> None:
+        table = pa.Table.from_pylist([r.to_row() for r in records], schema=MANIFEST_SCHEMA)
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink)
+        self.root.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(self.manifest_path, sink.getvalue().to_pybytes())

@@ -1,0 +1,97 @@
+"""The manifest's schema: one row per split, written only by the coordinator.
+
+The Arrow schema is spelled out rather than inferred: a column that is all null on the
+first write would otherwise get type `null` and break every later write.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+SCHEMA_VERSION = "1"
+SCHEMA_VERSION_KEY = b"acgan_ensemble.schema_version"
+
+
+class Status:
+    """A split's lifecycle: pending -> running -> succeeded | failed."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    ALL = (PENDING, RUNNING, SUCCEEDED, FAILED)
+
+
+_TIMESTAMP = pa.timestamp("us", tz="UTC")
+
+MANIFEST_SCHEMA = pa.schema(
+    [
+        pa.field("split", pa.int32(), nullable=False),
+        pa.field("classes", pa.list_(pa.int32()), nullable=False),
+        pa.field("class_names", pa.list_(pa.string()), nullable=False),
+        pa.field("status", pa.string(), nullable=False),
+        pa.field("attempt", pa.int32(), nullable=False),
+        pa.field("step", pa.int64(), nullable=False),
+        pa.field("total_steps", pa.int64(), nullable=False),
+        pa.field("loss_d", pa.float64()),
+        pa.field("loss_g", pa.float64()),
+        pa.field("class_accuracy", pa.float64()),
+        pa.field("checkpoint", pa.string()),
+        pa.field("checkpoint_step", pa.int64()),
+        pa.field("node", pa.string()),
+        pa.field("device", pa.string()),
+        pa.field("train_seconds", pa.float64()),
+        pa.field("started_at", _TIMESTAMP),
+        pa.field("updated_at", _TIMESTAMP),
+        pa.field("finished_at", _TIMESTAMP),
+        pa.field("error", pa.string()),
+    ],
+    metadata={SCHEMA_VERSION_KEY: SCHEMA_VERSION.encode()},
+)
+
+
+@dataclass
+class SplitRecord:
+    """One manifest row. Field names and order match MANIFEST_SCHEMA."""
+
+    split: int
+    classes: list[int]
+    class_names: list[str]
+    status: str = Status.PENDING
+    attempt: int = 0
+    """How many times a worker has started training this split (retries included)."""
+    step: int = 0
+    """Training steps done, as last reported by the worker."""
+    total_steps: int = 0
+    loss_d: float | None = None
+    loss_g: float | None = None
+    class_accuracy: float | None = None
+    """The discriminator's auxiliary-classifier accuracy on real images, recent batches."""
+    checkpoint: str | None = None
+    """The latest generator checkpoint (safetensors), relative to the run directory."""
+    checkpoint_step: int | None = None
+    node: str | None = None
+    device: str | None = None
+    train_seconds: float | None = None
+    """Seconds spent inside the training loop, summed over attempts."""
+    started_at: dt.datetime | None = None
+    updated_at: dt.datetime | None = None
+    finished_at: dt.datetime | None = None
+    error: str | None = None
+
+    def to_row(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_row(cls, row: dict) -> "SplitRecord":
+        return cls(**row)
+
+    def owns(self, global_label: int) -> bool:
+        return global_label in self.classes
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)

@@ -1,0 +1,124 @@
+"""A split's checkpoints, in its own folder:
+
+    state.pt                  full training state for resume: G, D, both optimisers, step,
+                              random states. Loaded with weights_only=True: no pickled code runs.
+    generator.safetensors     G's weights alone, with the step in the file's metadata
+    generator.json            G's config and the split's classes: enough to sample with no
+                              training code state and no pickle
+
+Each file is written under a temporary name and moved into place atomically.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, safe_open, save_file
+
+from workers.config import GANConfig
+from workers.model import Generator
+
+STATE_NAME = "state.pt"
+GENERATOR_WEIGHTS = "generator.safetensors"
+GENERATOR_INFO = "generator.json"
+FORMAT = "acgan-ensemble/generator"
+
+
+class CheckpointError(Exception):
+    """A checkpoint that is missing, unreadable or inconsistent."""
+
+
+def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; samplers on other accounts must read it
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_training_state(split_dir: Path, state: dict) -> Path:
+    split_dir.mkdir(parents=True, exist_ok=True)
+    path = split_dir / STATE_NAME
+    _atomic_write(path, lambda tmp: torch.save(state, tmp))
+    return path
+
+
+def load_training_state(split_dir: Path) -> dict | None:
+    """The saved training state, or None when the split has not checkpointed yet."""
+    path = split_dir / STATE_NAME
+    if not path.exists():
+        return None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for truncated / foreign files
+        raise CheckpointError(f"training state {path} is unreadable ({type(exc).__name__}: {exc})") from None
+
+
+@dataclass(frozen=True)
+class GeneratorInfo:
+    config: GANConfig
+    step: int
+    split: int
+    classes: list[int]
+    class_names: list[str]
+
+
+def save_generator(split_dir: Path, generator: Generator, info: GeneratorInfo) -> Path:
+    split_dir.mkdir(parents=True, exist_ok=True)
+    weights = {name: t.detach().cpu().contiguous() for name, t in generator.state_dict().items()}
+    weights_path = split_dir / GENERATOR_WEIGHTS
+    _atomic_write(weights_path, lambda tmp: save_file(weights, tmp, metadata={"step": str(info.step)}))
+    document = {
+        "format": FORMAT,
+        "version": 1,
+        "config": info.config.to_dict(),
+        "step": info.step,
+        "split": info.split,
+        "classes": info.classes,
+        "class_names": info.class_names,
+    }
+    info_path = split_dir / GENERATOR_INFO
+    _atomic_write(info_path, lambda tmp: Path(tmp).write_text(json.dumps(document, indent=2) + "\n"))
+    return weights_path
+
+
+def load_generator(weights_path: Path, device: str = "cpu") -> tuple[Generator, GeneratorInfo]:
+    """Rebuild a generator from its safetensors file and the JSON beside it, in eval mode."""
+    weights_path = Path(weights_path)
+    info_path = weights_path.with_name(GENERATOR_INFO)
+    try:
+        document = json.loads(info_path.read_text())
+        if document.get("format") != FORMAT:
+            raise ValueError(f"format is {document.get('format')!r}, expected {FORMAT!r}")
+        config = GANConfig.from_dict(document["config"])
+        with safe_open(str(weights_path), framework="pt") as f:
+            step = int((f.metadata() or {}).get("step", document["step"]))
+        weights = load_file(str(weights_path), device=device)
+    except FileNotFoundError as exc:
+        raise CheckpointError(f"generator checkpoint file {exc.filename} is missing") from None
+    except (OSError, ValueError, KeyError, TypeError, SafetensorError) as exc:
+        raise CheckpointError(f"generator checkpoint {weights_path} is unreadable ({exc})") from None
+    generator = Generator(config).to(device)
+    try:
+        generator.load_state_dict(weights)
+    except RuntimeError as exc:
+        raise CheckpointError(f"generator checkpoint {weights_path} does not match its config ({exc})") from None
+    generator.eval()
+    info = GeneratorInfo(
+        config=config,
+        step=step,
+        split=int(document["split"]),
+        classes=list(document["classes"]),
+        class_names=list(document["class_names"]),
+    )
+    return generator, info

@@ -1,0 +1,196 @@
+"""One split's training job: a plain function of (job, report callback). No Ray here.
+
+The coordinator runs `train_split` as a Ray task per split; tests and users can call it
+directly. It resumes from the split's latest checkpoint when there is one, so a retried
+or relaunched split loses at most one checkpoint interval of work.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from workers.checkpoints import (
+    GENERATOR_WEIGHTS,
+    CheckpointError,
+    GeneratorInfo,
+    load_training_state,
+    save_generator,
+    save_training_state,
+)
+from workers.datasets import open_dataset
+from workers.losses import discriminator_loss, generator_loss
+from workers.config import GANConfig, TrainJob
+from workers.model import Discriminator, Generator
+
+Report = Callable[[dict], None]
+
+
+class TrainingDiverged(Exception):
+    """A loss became NaN or infinite."""
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    split: int
+    step: int
+    loss_d: float | None
+    loss_g: float | None
+    class_accuracy: float | None
+    generator_path: str
+    train_seconds: float
+    device: str
+    resumed_from_step: int
+    skipped_images: int
+
+
+class _RunningMetrics:
+    """Sums kept on the device, so reading them (a sync) happens only when reporting."""
+
+    def __init__(self, device: torch.device):
+        self.sums = torch.zeros(3, device=device)  # loss_d, loss_g, correct real predictions
+        self.batches = 0
+        self.samples = 0
+
+    def add(self, loss_d: torch.Tensor, loss_g: torch.Tensor, correct: torch.Tensor, batch: int) -> None:
+        self.sums += torch.stack([loss_d.detach(), loss_g.detach(), correct.float()])
+        self.batches += 1
+        self.samples += batch
+
+    def take(self) -> dict | None:
+        if not self.batches:
+            return None
+        loss_d, loss_g, correct = self.sums.tolist()
+        values = {"loss_d": loss_d / self.batches, "loss_g": loss_g / self.batches,
+                  "class_accuracy": correct / self.samples}  # fmt: skip
+        self.sums.zero_()
+        self.batches = self.samples = 0
+        return values
+
+
+def pick_device(prefer_cuda: bool) -> torch.device:
+    return torch.device("cuda") if prefer_cuda and torch.cuda.is_available() else torch.device("cpu")
+
+
+def train_split(job: TrainJob, report: Report | None = None, device: torch.device | None = None) -> TrainResult:
+    """Train (or resume) one split's AC-GAN for job.steps steps and checkpoint it."""
+    task_start = time.monotonic()
+    report = report or (lambda event: None)
+    device = device or pick_device(prefer_cuda=True)
+    split_dir = Path(job.split_dir)
+    config = GANConfig.from_dict({**job.gan, "num_classes": len(job.classes)})
+
+    torch.manual_seed(job.seed)  # dropout and init; saved and restored below on resume
+    generator, discriminator = Generator(config).to(device), Discriminator(config).to(device)
+    betas = (config.beta1, config.beta2)
+    opt_g = torch.optim.Adam(generator.parameters(), lr=config.lr, betas=betas)
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=config.lr, betas=betas)
+    rng = torch.Generator().manual_seed(job.seed)  # batches, noise and fake labels
+    step, past_seconds = 0, 0.0
+
+    state = load_training_state(split_dir)
+    if state is not None:
+        if state.get("config") != config.to_dict():
+            raise CheckpointError(f"{split_dir} holds a checkpoint of another model config; use a new --run")
+        generator.load_state_dict(state["generator"])
+        discriminator.load_state_dict(state["discriminator"])
+        opt_g.load_state_dict(state["opt_g"])
+        opt_d.load_state_dict(state["opt_d"])
+        rng.set_state(state["rng"])
+        torch.set_rng_state(state["torch_rng"])
+        if device.type == "cuda" and "cuda_rng" in state:
+            torch.cuda.set_rng_state(state["cuda_rng"], device)
+        step, past_seconds = int(state["step"]), float(state["train_seconds"])
+    resumed_from = step
+
+    data = open_dataset(job.data).load_classes(job.classes, config.image_size)
+    images = data.images.to(device)  # uint8 stays compact; each batch is scaled on the fly
+    labels = data.labels.to(device)
+
+    def elapsed() -> float:
+        return past_seconds + time.monotonic() - task_start
+
+    def checkpoint() -> str:
+        snapshot = {
+            "config": config.to_dict(),
+            "step": step,
+            "train_seconds": elapsed(),
+            "generator": generator.state_dict(),
+            "discriminator": discriminator.state_dict(),
+            "opt_g": opt_g.state_dict(),
+            "opt_d": opt_d.state_dict(),
+            "rng": rng.get_state(),
+            "torch_rng": torch.get_rng_state(),
+        }
+        if device.type == "cuda":
+            snapshot["cuda_rng"] = torch.cuda.get_rng_state(device)
+        save_training_state(split_dir, snapshot)
+        info = GeneratorInfo(config=config, step=step, split=job.split,
+                             classes=list(job.classes), class_names=list(job.class_names))  # fmt: skip
+        return str(save_generator(split_dir, generator, info))
+
+    report({"event": "started", "step": step, "device": str(device), "skipped_images": data.skipped})
+    metrics = _RunningMetrics(device)
+    last = {"loss_d": None, "loss_g": None, "class_accuracy": None}
+    last_report = time.monotonic()
+    generator_path = str(split_dir / GENERATOR_WEIGHTS)  # rewritten at the last step at the latest
+    n, k, b = len(images), config.num_classes, job.batch_size
+
+    generator.train()
+    discriminator.train()
+    while step < job.steps:
+        index = torch.randint(0, n, (b,), generator=rng).to(device)
+        noise = torch.randn(b, config.z_dim, generator=rng).to(device)
+        fake_labels = torch.randint(0, k, (b,), generator=rng).to(device)
+        real = images[index].float().div_(127.5).sub_(1.0)
+        real_labels = labels[index]
+
+        # D step: real and fake in separate passes, so batch statistics (when D has batch
+        # norm) match what D sees in the G step, where it gets a fake-only batch.
+        fake = generator(noise, fake_labels)
+        real_source, real_class = discriminator(real)
+        fake_source, fake_class = discriminator(fake.detach())
+        loss_d = discriminator_loss(real_source, real_class, real_labels, fake_source, fake_class, fake_labels)
+        opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        opt_d.step()
+
+        # G step: reuses this step's fakes against the updated D.
+        fake_source, fake_class = discriminator(fake)
+        loss_g = generator_loss(fake_source, fake_class, fake_labels)
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        opt_g.step()
+
+        step += 1
+        metrics.add(loss_d, loss_g, (real_class.argmax(1) == real_labels).sum(), b)
+        now = time.monotonic()
+        due_checkpoint = step % job.checkpoint_every == 0 or step == job.steps
+        if now - last_report >= job.report_every_seconds or due_checkpoint:
+            last = metrics.take() or last
+            if not (math.isfinite(last["loss_d"]) and math.isfinite(last["loss_g"])):
+                raise TrainingDiverged(
+                    f"split {job.split}: non-finite loss at step {step} "
+                    f"(loss_d={last['loss_d']}, loss_g={last['loss_g']})"
+                )
+            event = {"event": "progress", "step": step, "train_seconds": elapsed(), **last}
+            if due_checkpoint:
+                generator_path = checkpoint()
+                event.update(checkpoint=generator_path, checkpoint_step=step)
+            report(event)
+            last_report = now
+
+    return TrainResult(
+        split=job.split,
+        step=step,
+        generator_path=generator_path,
+        train_seconds=elapsed(),
+        device=str(device),
+        resumed_from_step=resumed_from,
+        skipped_images=data.skipped,
+        **last,
+    )
