@@ -61,13 +61,15 @@ def main() -> None:
 @click.option("--splits", type=int, help="Number of splits; must divide the class count. [default: 100]")
 @click.option("--data", help="`builtin`, or an image folder with one subfolder per class. [default: builtin]")
 @RUN_OPTION
-@click.option("--steps", type=int, help="Training steps per split. [default: 600]")
+@click.option("--steps", type=int, help="Training steps per split. [default: 450]")
 @click.option("--batch-size", type=int, help="Images per step. [default: 32]")
 @click.option("--seed", type=int, help="Run seed; each split derives its own. [default: 0]")
 @click.option("--checkpoint-every", type=int, help="Steps between checkpoints. [default: 200]")
 @click.option("--address", help="Existing Ray cluster to use (or RAY_ADDRESS). [default: start a local one]")
 @click.option("--gpus-per-split", type=float, help="GPUs per split, fractions allowed. [default: 1 on a GPU cluster, else 0]")
 @click.option("--cpus-per-split", type=float, default=1.0, show_default=True, help="CPUs per split.")
+@click.option("--only", callback=lambda ctx, param, value: _parse_split_ids(value),
+              help="Train just these splits, e.g. `41` or `0-9,41`; the rest stay pending.")
 def launch(run_dir: Path, **options) -> None:
     """Train every unfinished split of a run, one Ray task per split.
 
@@ -77,6 +79,7 @@ def launch(run_dir: Path, **options) -> None:
     \b
     Examples:
       ensemble launch --splits 100
+      ensemble launch --splits 100 --only 41 --steps 100   # one split first
       ensemble launch --data /datasets/imagenet/train --run runs/in1k --gpus-per-split 0.5
       ensemble launch --address ray://head:10001 --run /shared/runs/in1k
     """
@@ -152,6 +155,19 @@ class LaunchView:
             self.console.print(f"split {record.split} succeeded at step {record.step}")
 
 
+def _parse_split_ids(value: str | None) -> tuple[int, ...] | None:
+    if value is None:
+        return None
+    ids: list[int] = []
+    try:
+        for part in value.split(","):
+            low, _, high = part.strip().partition("-")
+            ids.extend(range(int(low), int(high or low) + 1))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a list of split ids like `41` or `0-9,41`") from None
+    return tuple(ids)
+
+
 @main.command()
 @RUN_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (key `splits`: one row per split).")
@@ -214,7 +230,7 @@ def sample(label: str, run_dir: Path, count: int, seed: int, out: Path | None, s
     \b
     Examples:
       ensemble sample --label 417
-      ensemble sample --label "magenta column on maroon fade-rising" --n 64 --scale 4
+      ensemble sample --label "violet bar on maroon window" --n 64 --scale 4
       ensemble sample --label 417 --out samples/417/ --n 100
     """
     from ensemble.sampler import sample_label

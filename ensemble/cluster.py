@@ -36,9 +36,10 @@ def connect(address: str | None) -> Cluster:
                     f"check --address, or leave it out to start a local cluster"
                 ) from None
         else:
-            # A cluster of our own: token auth would make `ray status` fail for the user.
+            # A cluster of our own, even if another local one is running ("local" never
+            # attaches). Token auth off, or `ray status` fails for the user.
             os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-            ray.init(**options)
+            ray.init(address="local", **options)
             started_here = True
     nodes = [n for n in ray.nodes() if n.get("Alive")]
     resources = ray.cluster_resources()

@@ -38,6 +38,8 @@ class LaunchRequest:
     cpus_per_split: float = 1.0
     max_retries: int = 2
     """Ray retries of a split whose worker process died (not of one whose training raised)."""
+    only: tuple[int, ...] | None = None
+    """Train just these split ids (a first look before the whole run); None: every split."""
 
 
 @dataclass(frozen=True)
@@ -63,16 +65,17 @@ def _train_split_task(job: TrainJob, board, cpus: float):
     import ray
     import torch
 
-    from workers.train import pick_device, train_split
+    from workers.train import describe_device, pick_device, train_split
 
     torch.set_num_threads(max(1, int(cpus)))
     node = ray.util.get_node_ip_address()
-    device = pick_device(prefer_cuda=bool(ray.get_gpu_ids()))
+    gpu_ids = ray.get_gpu_ids()
+    device = pick_device(prefer_cuda=bool(gpu_ids))
 
     def report(event: dict) -> None:
         board.report.remote(job.split, {**event, "node": node})
 
-    return train_split(job, report=report, device=device)
+    return train_split(job, report=report, device=device, device_label=describe_device(device, gpu_ids))
 
 
 def _prepare(request: LaunchRequest, run: RunDir) -> tuple[RunSpec, list[SplitRecord], bool]:
@@ -140,6 +143,11 @@ def launch(request: LaunchRequest, listener: LaunchListener) -> LaunchSummary:
     run = RunDir(request.run_dir)
     spec, records, is_new = _prepare(request, run)
     todo = [r for r in records if r.status != Status.SUCCEEDED]
+    if request.only is not None:
+        unknown = sorted(set(request.only) - {r.split for r in records})
+        if unknown:
+            raise EnsembleError(f"--only names split(s) {unknown[:5]} but this run has splits 0-{len(records) - 1}")
+        todo = [r for r in todo if r.split in set(request.only)]
     if not todo:
         return LaunchSummary(run.root, _counts(records), 0, time.monotonic() - start)
 

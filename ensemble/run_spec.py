@@ -10,12 +10,12 @@ import os
 from dataclasses import dataclass, field
 
 from ensemble.errors import EnsembleError
-from workers.config import GANConfig
+from workers.config import cpu_32
 
 DEFAULT_SPLITS = 100
 DEFAULT_DATA = "builtin"
 # Sized so the built-in 100-split run finishes in minutes on a 2-core CPU machine.
-DEFAULT_STEPS = 600
+DEFAULT_STEPS = 450
 DEFAULT_BATCH_SIZE = 32
 DEFAULT_CHECKPOINT_EVERY = 200
 DEFAULT_SEED = 0
@@ -31,7 +31,7 @@ class RunSpec:
     batch_size: int
     seed: int
     checkpoint_every: int
-    gan: dict = field(default_factory=lambda: GANConfig().to_dict())
+    gan: dict = field(default_factory=lambda: cpu_32().to_dict())
 
     def to_dict(self) -> dict:
         return {"version": 1, **dataclasses.asdict(self)}

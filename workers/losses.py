@@ -17,16 +17,21 @@ def discriminator_loss(
     fake_source: torch.Tensor,
     fake_class: torch.Tensor,
     fake_labels: torch.Tensor,
+    class_loss_on_fake: bool = True,
 ) -> torch.Tensor:
+    """The paper trains D's class head on real and fake images; `class_loss_on_fake=False`
+    trains it on real images only, a remedy for AC-GAN's low-diversity samples."""
     source = F.binary_cross_entropy_with_logits(
         real_source, torch.ones_like(real_source)
     ) + F.binary_cross_entropy_with_logits(fake_source, torch.zeros_like(fake_source))
-    classes = F.cross_entropy(real_class, real_labels) + F.cross_entropy(fake_class, fake_labels)
+    classes = F.cross_entropy(real_class, real_labels)
+    if class_loss_on_fake:
+        classes = classes + F.cross_entropy(fake_class, fake_labels)
     return source + classes
 
 
 def generator_loss(
-    fake_source: torch.Tensor, fake_class: torch.Tensor, fake_labels: torch.Tensor
+    fake_source: torch.Tensor, fake_class: torch.Tensor, fake_labels: torch.Tensor, class_weight: float = 1.0
 ) -> torch.Tensor:
     source = F.binary_cross_entropy_with_logits(fake_source, torch.ones_like(fake_source))
-    return source + F.cross_entropy(fake_class, fake_labels)
+    return source + class_weight * F.cross_entropy(fake_class, fake_labels)

@@ -22,30 +22,30 @@ NUM_CLASSES = 1000
 FOREGROUNDS = [  # (colour, shape, hue, saturation)
     ("red", "circle", 0.00, 0.9),
     ("orange", "square", 0.08, 0.9),
-    ("yellow", "triangle", 0.16, 0.9),
-    ("green", "diamond", 0.33, 0.9),
+    ("yellow", "triangle", 0.15, 0.9),
+    ("lime", "cross", 0.25, 0.9),
+    ("green", "diamond", 0.36, 0.9),
     ("cyan", "plus", 0.50, 0.9),
-    ("blue", "ring", 0.63, 0.9),
-    ("violet", "bar", 0.76, 0.9),
-    ("magenta", "column", 0.87, 0.9),
-    ("pink", "cross", 0.95, 0.4),
+    ("blue", "ring", 0.62, 0.9),
+    ("violet", "bar", 0.75, 0.9),
+    ("magenta", "column", 0.86, 0.9),
     ("white", "frame", 0.00, 0.0),
 ]
-TINTS = [  # (name, hue, saturation) of the background
-    ("slate", 0.60, 0.15),
-    ("maroon", 0.98, 0.45),
-    ("olive", 0.17, 0.45),
-    ("teal", 0.48, 0.45),
-    ("navy", 0.66, 0.45),
-    ("plum", 0.83, 0.40),
-    ("rust", 0.05, 0.50),
-    ("moss", 0.28, 0.45),
-    ("indigo", 0.72, 0.45),
-    ("sand", 0.11, 0.30),
+TINTS = [  # (name, hue, saturation) of the background: grey, then 9 evenly spaced hues
+    ("slate", 0.00, 0.00),
+    ("maroon", 0.00, 0.55),
+    ("rust", 0.11, 0.55),
+    ("olive", 0.22, 0.55),
+    ("moss", 0.33, 0.55),
+    ("jade", 0.44, 0.55),
+    ("teal", 0.55, 0.55),
+    ("navy", 0.66, 0.55),
+    ("indigo", 0.77, 0.55),
+    ("plum", 0.88, 0.55),
 ]
 STYLES = [
-    "plain", "fade-right", "fade-down", "fade-diagonal", "fade-rising",
-    "glow", "vignette", "halves", "tiers", "frame",
+    "plain", "halves", "tiers", "frame", "window",
+    "quarters", "band", "pillar", "corner", "dim",
 ]  # fmt: skip
 
 

@@ -21,55 +21,44 @@ def _hsv_to_rgb(h: torch.Tensor, s: torch.Tensor, v: torch.Tensor) -> torch.Tens
     return candidates[i, torch.arange(h.shape[0])]
 
 
-def _shape_distance(fg: int, u: torch.Tensor, v: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
-    """Approximate signed distance to shape `fg` (negative inside), centred coordinates."""
+def _shape_distance(shape: str, u: torch.Tensor, v: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+    """Approximate signed distance to `shape` (negative inside), in centred coordinates."""
     a, b = u.abs(), v.abs()
     box = torch.maximum(a, b)
-    if fg == 0:
-        return torch.sqrt(u * u + v * v) - r
-    if fg == 1:
-        return box - r * 0.85
-    if fg == 2:
-        return torch.maximum(v - 0.8 * r, a - (v + r) * 0.6)
-    if fg == 3:
-        return (a + b) / 1.2 - r
-    if fg == 4:
-        return torch.minimum(torch.maximum(a - r * 0.4, b - r), torch.maximum(b - r * 0.4, a - r))
-    if fg == 5:
-        d = torch.sqrt(u * u + v * v)
-        return torch.maximum(d - r, r * 0.55 - d)
-    if fg == 6:
-        return torch.maximum(a - r * 1.15, b - r * 0.38)
-    if fg == 7:
-        return torch.maximum(b - r * 1.15, a - r * 0.38)
-    if fg == 8:
-        diagonals = torch.minimum((u - v).abs(), (u + v).abs()) / math.sqrt(2) - r * 0.33
-        return torch.maximum(diagonals, box - r * 0.95)
-    return torch.maximum(box - r, r * 0.45 - box)
+    disc = torch.sqrt(u * u + v * v)
+    diagonals = torch.minimum((u - v).abs(), (u + v).abs()) / math.sqrt(2)
+    distances = {
+        "circle": lambda: disc - r,
+        "square": lambda: box - r * 0.85,
+        "triangle": lambda: torch.maximum(v - 0.8 * r, a - (v + r) * 0.6),
+        "diamond": lambda: (a + b) / 1.2 - r,
+        "plus": lambda: torch.minimum(torch.maximum(a - r * 0.4, b - r), torch.maximum(b - r * 0.4, a - r)),
+        "ring": lambda: torch.maximum(disc - r, r * 0.55 - disc),
+        "bar": lambda: torch.maximum(a - r * 1.15, b - r * 0.38),
+        "column": lambda: torch.maximum(b - r * 1.15, a - r * 0.38),
+        "cross": lambda: torch.maximum(diagonals - r * 0.4, box - r * 0.95),
+        "frame": lambda: torch.maximum(box - r, r * 0.45 - box),
+    }
+    return distances[shape]()
 
 
 def _background(style: int, x: torch.Tensor, y: torch.Tensor, jitter: torch.Tensor) -> torch.Tensor:
-    """Pattern in [0, 1]: 1 is the tint, 0 a darker shade of it."""
-    if style == 0:
-        return torch.full_like(x, 0.8)
-    if style == 1:
-        return ((x + 1) / 2 + jitter).clamp(0, 1)
-    if style == 2:
-        return ((y + 1) / 2 + jitter).clamp(0, 1)
-    if style == 3:
-        return ((x + y + 2) / 4 + jitter).clamp(0, 1)
-    if style == 4:
-        return ((x - y + 2) / 4 + jitter).clamp(0, 1)
-    radius = torch.sqrt(x * x + y * y) / 1.2
-    if style == 5:
-        return (1 - radius + jitter).clamp(0, 1)
-    if style == 6:
-        return (radius + jitter).clamp(0, 1)
-    if style == 7:
-        return (x > jitter).float()
-    if style == 8:
-        return (y > jitter).float()
-    return (torch.maximum(x.abs(), y.abs()) < 0.7 + jitter).float()
+    """Pattern in {0, 1}: 1 is the tint, 0 a darker shade of it. Bold, large-scale layouts
+    whose boundaries move a little from image to image (`jitter`)."""
+    box = torch.maximum(x.abs(), y.abs())
+    layouts = {
+        0: lambda: torch.ones_like(x),  # plain
+        1: lambda: (x > jitter).float(),  # halves: dark left
+        2: lambda: (y > jitter).float(),  # tiers: dark top
+        3: lambda: (box < 0.7 + jitter).float(),  # frame: dark border
+        4: lambda: (box > 0.7 + jitter).float(),  # window: dark centre
+        5: lambda: ((x > jitter) == (y > jitter)).float(),  # quarters
+        6: lambda: ((y - jitter).abs() > 0.35).float(),  # band: dark horizontal band
+        7: lambda: ((x - jitter).abs() > 0.35).float(),  # pillar: dark vertical band
+        8: lambda: 1.0 - ((x < jitter) & (y < jitter)).float(),  # corner: dark top-left
+        9: lambda: torch.full_like(x, 0.5),  # dim: all half-dark
+    }
+    return layouts[style]()
 
 
 def render_class(label: int, count: int, first_index: int = 0) -> torch.Tensor:
@@ -88,17 +77,17 @@ def render_class(label: int, count: int, first_index: int = 0) -> torch.Tensor:
         return low + (high - low) * torch.rand(n, *shape, generator=g)
 
     _, tint_hue, tint_sat = TINTS[tint]
-    pattern = _background(style, x, y, uniform(-0.15, 0.15, 1, 1))
+    pattern = _background(style, x, y, uniform(-0.06, 0.06, 1, 1))
     light = _hsv_to_rgb(
         (tint_hue + uniform(-0.01, 0.01)) % 1, torch.full((n,), tint_sat), uniform(0.42, 0.5)
     )
-    dark = light * 0.45
+    dark = light * 0.3
     image = dark.view(n, 3, 1, 1) + (light - dark).view(n, 3, 1, 1) * pattern.unsqueeze(1)
 
-    cx, cy = uniform(-0.15, 0.15, 1, 1), uniform(-0.15, 0.15, 1, 1)
-    radius = uniform(0.5, 0.62, 1, 1)
-    mask = torch.sigmoid(-_shape_distance(fg, x - cx, y - cy, radius) / 0.035).unsqueeze(1)
-    _, _, fg_hue, fg_sat = FOREGROUNDS[fg]
+    cx, cy = uniform(-0.1, 0.1, 1, 1), uniform(-0.1, 0.1, 1, 1)
+    radius = uniform(0.52, 0.6, 1, 1)
+    _, shape, fg_hue, fg_sat = FOREGROUNDS[fg]
+    mask = torch.sigmoid(-_shape_distance(shape, x - cx, y - cy, radius) / 0.035).unsqueeze(1)
     colour = _hsv_to_rgb(
         (fg_hue + uniform(-0.015, 0.015)) % 1, fg_sat + uniform(0.0, 0.08), uniform(0.92, 1.0)
     )

@@ -1,0 +1,124 @@
+"""The whole loop on a real local Ray cluster: launch -> manifest -> status -> sample."""
+import json
+import re
+
+import pytest
+from PIL import Image
+
+from manifests.run_dir import RunDir
+from manifests.schema import Status
+from tests.helpers import assert_one_line_error, invoke
+
+pytestmark = pytest.mark.usefixtures("ray_cluster")
+
+QUICK = ["--steps", "12", "--batch-size", "8", "--checkpoint-every", "6"]
+
+
+def by_split(run_dir):
+    return {r.split: r for r in RunDir(run_dir).read_manifest()}
+
+
+def test_launch_status_and_sample_on_builtin_data(tmp_path):
+    run = tmp_path / "run"
+    result = invoke("launch", "--splits", "100", "--only", "41,42", "--run", run, "--gpus-per-split", "0", *QUICK)
+    assert result.exit_code == 0, result.output
+    assert "2 succeeded, 98 pending" in result.output
+
+    rows = by_split(run)
+    for split in (41, 42):
+        row = rows[split]
+        assert (row.status, row.attempt, row.step, row.total_steps) == (Status.SUCCEEDED, 1, 12, 12)
+        assert row.checkpoint == f"splits/{split:03d}/generator.safetensors" and row.checkpoint_step == 12
+        assert (run / row.checkpoint).is_file() and row.device == "cpu" and row.node
+        assert row.started_at <= row.finished_at and row.train_seconds > 0
+        assert row.loss_d is not None and row.error is None
+    assert rows[41].classes == list(range(410, 420)) and rows[0].status == Status.PENDING
+    assert json.loads((run / "run.json").read_text())["splits"] == 100
+
+    status = json.loads(invoke("status", "--run", run, "--json").output)
+    assert status["counts"] == {"pending": 98, "running": 0, "succeeded": 2, "failed": 0}
+    assert status["splits"][41]["status"] == "succeeded" and status["splits"][41]["step"] == 12
+
+    sample = invoke("sample", "--label", "417", "--run", run, "--n", "9", "--out", tmp_path / "grid.png")
+    assert sample.exit_code == 0, sample.output
+    assert re.search(r"label 417 \(violet bar on maroon window\) -> split 41, local class 7, checkpoint step 12",
+                     sample.output)  # fmt: skip
+    with Image.open(tmp_path / "grid.png") as grid:
+        assert grid.size == (3 * 34 + 2, 3 * 34 + 2) and grid.mode == "RGB"
+
+    by_name = invoke("sample", "--label", "VIOLET BAR ON MAROON WINDOW", "--run", run, "--n", "3",
+                     "--out", tmp_path / "each", "--scale", "2")  # fmt: skip
+    assert by_name.exit_code == 0, by_name.output
+    files = sorted((tmp_path / "each").iterdir())
+    assert len(files) == 3 and all(Image.open(f).size == (64, 64) for f in files)
+
+    assert_one_line_error(invoke("sample", "--label", "5", "--run", run), "split 0", "no checkpoint yet")
+
+
+def test_relaunch_skips_succeeded_splits_and_retrains_the_rest(tmp_path):
+    run = tmp_path / "run"
+    assert invoke("launch", "--splits", "100", "--only", "41", "--run", run, "--gpus-per-split", "0", *QUICK).exit_code == 0
+    first = by_split(run)[41]
+
+    # What a crashed coordinator leaves: a split shown running, and one that failed.
+    manifest = RunDir(run)
+    records = manifest.read_manifest()
+    records[42].status, records[42].attempt = Status.RUNNING, 1
+    records[43].status, records[43].error = Status.FAILED, "RuntimeError: boom"
+    manifest.write_manifest(records)
+
+    result = invoke("launch", "--run", run, "--only", "41-43", "--gpus-per-split", "0")
+    assert result.exit_code == 0, result.output
+    rows = by_split(run)
+    assert rows[41] == first  # untouched: not retrained, not rewritten
+    assert (rows[42].status, rows[42].attempt) == (Status.SUCCEEDED, 2)
+    assert (rows[43].status, rows[43].error) == (Status.SUCCEEDED, None)
+
+    again = invoke("launch", "--run", run, "--only", "41-43")
+    assert again.exit_code == 0 and "Nothing to do" in again.output
+
+
+def test_image_folder_run_and_sampling_by_folder_name(tmp_path, image_folder):
+    run = tmp_path / "run"
+    result = invoke("launch", "--data", image_folder, "--splits", "2", "--run", run, "--gpus-per-split", "0", *QUICK)
+    assert result.exit_code == 0, result.output
+    rows = by_split(run)
+    assert [r.class_names for r in rows.values()] == [["class_0", "class_1"], ["class_2", "class_3"]]
+    assert all(r.status == Status.SUCCEEDED for r in rows.values())
+    sample = invoke("sample", "--label", "class_3", "--run", run, "--out", tmp_path / "s.png")
+    assert sample.exit_code == 0 and "-> split 1, local class 1" in sample.output
+
+
+def test_a_failing_split_is_marked_failed_while_the_others_finish(tmp_path, image_folder):
+    for f in (image_folder / "class_2").iterdir():
+        f.write_bytes(b"not an image")  # passes the launch-time layout check, fails to decode
+    run = tmp_path / "run"
+    result = invoke("launch", "--data", image_folder, "--splits", "2", "--run", run, "--gpus-per-split", "0", *QUICK)
+    assert result.exit_code == 1
+    assert "split 1 failed" in result.output and "1 succeeded, 1 failed" in result.output
+    rows = by_split(run)
+    assert rows[0].status == Status.SUCCEEDED
+    assert rows[1].status == Status.FAILED and "DatasetError: no readable images" in rows[1].error
+
+
+@pytest.mark.parametrize("gpus_per_split,ids_per_task", [(None, 1), ("2", 2), ("0.5", 1)])
+def test_splits_are_scheduled_on_fake_gpus(tmp_path, gpus_per_split, ids_per_task):
+    """The session cluster advertises 4 GPUs that do not exist: Ray assigns them, torch finds
+    no CUDA, and the manifest says so."""
+    option = [] if gpus_per_split is None else ["--gpus-per-split", gpus_per_split]
+    result = invoke("launch", "--splits", "100", "--only", "0-2", "--run", tmp_path / "run", *option, *QUICK)
+    assert result.exit_code == 0, result.output
+    expected_gpus = "1" if gpus_per_split is None else gpus_per_split
+    assert f"{expected_gpus} GPU per split" in result.output and "4 GPUs" in result.output
+    for split in (0, 1, 2):
+        device = by_split(tmp_path / "run")[split].device
+        match = re.fullmatch(r"cpu \(GPU ([\d,]+) assigned, no CUDA\)", device)
+        assert match, device
+        ids = [int(i) for i in match.group(1).split(",")]
+        assert len(ids) == ids_per_task and all(0 <= i < 4 for i in ids)
+
+
+def test_more_gpus_than_a_node_has_is_refused_before_anything_runs(tmp_path):
+    result = invoke("launch", "--splits", "100", "--only", "0", "--run", tmp_path / "run", "--gpus-per-split", "5")
+    assert_one_line_error(result, "more than any node has")
+    assert not (tmp_path / "run").exists()

@@ -1,0 +1,96 @@
+import dataclasses
+import datetime as dt
+import threading
+
+import pyarrow.parquet as pq
+import pytest
+
+from manifests.run_dir import RunDir, RunDirError
+from manifests.schema import MANIFEST_SCHEMA, SplitRecord, Status
+
+
+def sample_records():
+    now = dt.datetime(2026, 11, 22, 12, 30, 15, 123456, tzinfo=dt.timezone.utc)
+    done = SplitRecord(split=0, classes=[0, 1], class_names=["a", "b"], status=Status.SUCCEEDED, attempt=2,
+                       step=600, total_steps=600, loss_d=1.25, loss_g=0.5, class_accuracy=0.97,
+                       checkpoint="splits/000/generator.safetensors", checkpoint_step=600, node="10.0.0.1",
+                       device="cpu", train_seconds=7.5, started_at=now, updated_at=now, finished_at=now)  # fmt: skip
+    fresh = SplitRecord(split=1, classes=[2, 3], class_names=["c", "d"], total_steps=600)
+    return [done, fresh]
+
+
+def test_record_fields_match_the_arrow_schema():
+    assert [f.name for f in dataclasses.fields(SplitRecord)] == MANIFEST_SCHEMA.names
+
+
+def test_manifest_round_trips_every_field_including_nulls(tmp_path):
+    run = RunDir(tmp_path)
+    records = sample_records()
+    run.write_manifest(records)
+    assert run.read_manifest() == records
+    schema = pq.read_schema(run.manifest_path)
+    assert schema.field("loss_d").type == MANIFEST_SCHEMA.field("loss_d").type  # all-null stays float64
+    assert str(schema.field("started_at").type) == "timestamp[us, tz=UTC]"
+
+
+def test_a_failed_write_leaves_the_old_manifest_and_no_temp_file(tmp_path, monkeypatch):
+    run = RunDir(tmp_path)
+    run.write_manifest(sample_records())
+    before = run.manifest_path.read_bytes()
+    broken = sample_records()
+    broken[0].attempt = "not a number"  # Arrow refuses this row
+    with pytest.raises(Exception):
+        run.write_manifest(broken)
+
+    def fail_replace(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("manifests.run_dir.os.replace", fail_replace)
+    with pytest.raises(OSError):
+        run.write_manifest(sample_records())
+    assert run.manifest_path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["manifest.parquet"]
+
+
+def test_readers_never_see_a_partial_manifest_during_rewrites(tmp_path):
+    run = RunDir(tmp_path)
+    records = sample_records()
+    run.write_manifest(records)
+    errors, reads = [], 0
+    done = threading.Event()
+
+    def writer():
+        for step in range(300):
+            records[1].step = step
+            run.write_manifest(records)
+        done.set()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    while not done.is_set():
+        try:
+            assert len(run.read_manifest()) == 2
+            reads += 1
+        except Exception as exc:  # any failure to read a whole file is a bug
+            errors.append(exc)
+    thread.join()
+    assert not errors and reads > 0
+
+
+def test_foreign_or_corrupt_manifests_get_a_clear_error(tmp_path):
+    run = RunDir(tmp_path)
+    run.manifest_path.write_bytes(b"PAR1 not really parquet")
+    with pytest.raises(RunDirError, match="unreadable"):
+        run.read_manifest()
+    import pyarrow as pa
+
+    pq.write_table(pa.table({"split": [0]}), run.manifest_path)
+    with pytest.raises(RunDirError, match="schema version"):
+        run.read_manifest()
+
+
+def test_missing_run_directories_say_what_to_do(tmp_path):
+    with pytest.raises(RunDirError, match="does not exist; start one with `ensemble launch"):
+        RunDir(tmp_path / "nope").read_manifest()
+    with pytest.raises(RunDirError, match="not an ensemble run"):
+        RunDir(tmp_path).read_manifest()

@@ -1,0 +1,102 @@
+"""The per-split training function, called directly: no Ray involved."""
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from workers.checkpoints import CheckpointError, load_generator
+from workers.config import TrainJob, cpu_32
+from workers.datasets.builtin import CLASS_NAMES
+from workers.sampling import generate
+from workers.train import TrainingDiverged, train_split
+
+
+def make_job(tmp_path, steps, **overrides):
+    classes = list(range(410, 420))
+    values = dict(split=41, classes=classes, class_names=[CLASS_NAMES[c] for c in classes], data="builtin",
+                  split_dir=str(tmp_path / "splits" / "041"), steps=steps, batch_size=8, seed=7,
+                  gan=cpu_32().to_dict(), checkpoint_every=10, report_every_seconds=0.0)  # fmt: skip
+    values.update(overrides)
+    return TrainJob(**values)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as in a 1-CPU Ray task; also makes runs bit-for-bit repeatable
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_training_reports_progress_and_writes_both_checkpoints(tmp_path):
+    events = []
+    result = train_split(make_job(tmp_path, 20), report=events.append)
+    assert events[0]["event"] == "started" and events[0]["step"] == 0 and events[0]["device"] == "cpu"
+    steps = [e["step"] for e in events[1:]]
+    assert steps == sorted(steps) and steps[-1] == 20
+    assert [e["checkpoint_step"] for e in events if "checkpoint" in e] == [10, 20]
+    assert result.step == 20 and result.resumed_from_step == 0
+    assert all(v is not None for v in (result.loss_d, result.loss_g, result.class_accuracy))
+
+    split_dir = tmp_path / "splits" / "041"
+    info = json.loads((split_dir / "generator.json").read_text())
+    assert info["classes"] == list(range(410, 420)) and info["step"] == 20
+    generator, loaded = load_generator(split_dir / "generator.safetensors")
+    assert loaded.step == 20 and loaded.config.to_dict() == {**cpu_32().to_dict(), "num_classes": 10}
+    images = generate(generator, local_label=7, count=5, seed=3)
+    assert images.shape == (5, 3, 32, 32) and images.dtype == torch.uint8
+    assert torch.equal(images, generate(generator, local_label=7, count=5, seed=3))
+
+
+def test_resume_is_exact(tmp_path):
+    """Stopping at step 10 and resuming to 30 gives the same weights as one run to 30."""
+    straight = train_split(make_job(tmp_path / "a", 30))
+    train_split(make_job(tmp_path / "b", 10))
+    resumed = train_split(make_job(tmp_path / "b", 30))
+    assert resumed.resumed_from_step == 10 and resumed.step == 30
+    a = load_file(tmp_path / "a" / "splits" / "041" / "generator.safetensors")
+    b = load_file(tmp_path / "b" / "splits" / "041" / "generator.safetensors")
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert resumed.loss_d == pytest.approx(straight.loss_d)
+
+
+def test_a_finished_split_resumed_trains_no_further(tmp_path):
+    train_split(make_job(tmp_path, 10))
+    events = []
+    result = train_split(make_job(tmp_path, 10), report=events.append)
+    assert result.resumed_from_step == 10 and result.step == 10
+    assert [e["event"] for e in events] == ["started"]
+
+
+def test_a_checkpoint_of_another_config_is_not_silently_reused(tmp_path):
+    train_split(make_job(tmp_path, 10))
+    other = {**cpu_32().to_dict(), "g_width": 8}
+    with pytest.raises(CheckpointError, match="another model config"):
+        train_split(make_job(tmp_path, 20, gan=other))
+
+
+def test_non_finite_losses_stop_training_with_a_clear_error(tmp_path):
+    exploding = {**cpu_32().to_dict(), "lr": 1e30}
+    with pytest.raises(TrainingDiverged, match="non-finite loss"):
+        train_split(make_job(tmp_path, 40, gan=exploding))
+
+
+def test_training_on_an_image_folder(tmp_path, image_folder):
+    job = make_job(tmp_path, 4, data=str(image_folder), classes=[0, 1], class_names=["class_0", "class_1"])
+    result = train_split(job)
+    assert result.step == 4 and result.skipped_images == 0
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_training_on_cuda_matches_the_cpu_contract(tmp_path):
+    events = []
+    result = train_split(make_job(tmp_path, 20), report=events.append, device=torch.device("cuda"))
+    assert result.device.startswith("cuda:0") and events[0]["device"].startswith("cuda:0")
+    generator, info = load_generator(tmp_path / "splits" / "041" / "generator.safetensors", device="cuda")
+    assert info.step == 20
+    assert generate(generator, 7, 4, seed=1).shape == (4, 3, 32, 32)
+    resumed = train_split(make_job(tmp_path, 30), device=torch.device("cuda"))
+    assert resumed.resumed_from_step == 20 and resumed.step == 30
