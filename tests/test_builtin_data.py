@@ -42,4 +42,4 @@ def test_dataset_loads_a_split_with_local_labels():
     n = BuiltinDataset.images_per_class
     assert data.images.shape == (3 * n, 3, 32, 32)
     assert data.labels.tolist() == [0] * n + [1] * n + [2] * n
-    assert torch.equal(data.images[n : n + 4], render_class(411, 4))
+    assert torch.equal(data.images[n : 2 * n], render_class(411, n))

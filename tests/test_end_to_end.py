@@ -1,8 +1,10 @@
 """The whole loop on a real local Ray cluster: launch -> manifest -> status -> sample."""
 import json
 import re
+from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image
 
 from manifests.run_dir import RunDir
@@ -22,7 +24,7 @@ def test_launch_status_and_sample_on_builtin_data(tmp_path):
     run = tmp_path / "run"
     result = invoke("launch", "--splits", "100", "--only", "41,42", "--run", run, "--gpus-per-split", "0", *QUICK)
     assert result.exit_code == 0, result.output
-    assert "2 succeeded, 98 pending" in result.output
+    assert "98 pending, 2 succeeded" in result.output
 
     rows = by_split(run)
     for split in (41, 42):
@@ -101,6 +103,7 @@ def test_a_failing_split_is_marked_failed_while_the_others_finish(tmp_path, imag
     assert rows[1].status == Status.FAILED and "DatasetError: no readable images" in rows[1].error
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="fake GPUs are told apart from real ones by the missing CUDA")
 @pytest.mark.parametrize("gpus_per_split,ids_per_task", [(None, 1), ("2", 2), ("0.5", 1)])
 def test_splits_are_scheduled_on_fake_gpus(tmp_path, gpus_per_split, ids_per_task):
     """The session cluster advertises 4 GPUs that do not exist: Ray assigns them, torch finds
@@ -122,3 +125,27 @@ def test_more_gpus_than_a_node_has_is_refused_before_anything_runs(tmp_path):
     result = invoke("launch", "--splits", "100", "--only", "0", "--run", tmp_path / "run", "--gpus-per-split", "5")
     assert_one_line_error(result, "more than any node has")
     assert not (tmp_path / "run").exists()
+
+
+def test_the_installed_command_starts_its_own_cluster(tmp_path):
+    """The user's path: `ensemble` processes, a private local Ray cluster started and stopped
+    by the launch (separate from this session's cluster, which it must not attach to)."""
+    import shutil
+    import subprocess
+    import sys
+
+    ensemble = shutil.which("ensemble") or str(Path(sys.executable).with_name("ensemble"))
+    run = str(tmp_path / "run")
+
+    def cli(*args):
+        return subprocess.run([ensemble, *args], capture_output=True, text=True, timeout=300)
+
+    launched = cli("launch", "--splits", "100", "--only", "41", "--run", run, *QUICK)
+    assert launched.returncode == 0, launched.stderr
+    assert "a new local Ray cluster" in launched.stderr and "1 succeeded" in launched.stdout
+    status = cli("status", "--run", run, "--summary")
+    assert status.stdout.strip() == "100 splits: 99 pending, 1 succeeded; 1% of steps done"
+    sample = cli("sample", "--label", "417", "--run", run, "--out", str(tmp_path / "s.png"))
+    assert sample.returncode == 0 and (tmp_path / "s.png").is_file()
+    bad = cli("sample", "--label", "417", "--run", str(tmp_path / "missing"))
+    assert bad.returncode == 1 and bad.stderr.startswith("Error: ") and "Traceback" not in bad.stderr

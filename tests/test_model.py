@@ -27,14 +27,16 @@ def test_config_rejects_bad_values(field, value):
 
 
 def test_losses_work_on_logits_not_probabilities():
-    source = torch.tensor([8.0, -8.0])
+    confident = torch.tensor([8.0, 8.0])
     logits = torch.tensor([[10.0, 0.0], [0.0, 10.0]])
     labels = torch.tensor([0, 1])
-    # A confident, correct D has a near-zero loss; one that is confidently wrong, a large one.
-    assert discriminator_loss(source, logits, labels, -source, logits, labels) < 0.01
-    assert discriminator_loss(-source, logits, 1 - labels, source, logits, labels) > 15
-    expected = F.binary_cross_entropy_with_logits(source, torch.ones(2)) + F.cross_entropy(logits, labels)
-    assert torch.allclose(generator_loss(source, logits, labels), expected)
+    # A D that is confidently right has a near-zero loss; one that is confidently wrong, a large one.
+    assert discriminator_loss(confident, logits, labels, -confident, logits, labels) < 0.01
+    assert discriminator_loss(-confident, logits, 1 - labels, confident, logits, 1 - labels) > 30
+    expected = F.binary_cross_entropy_with_logits(confident, torch.ones(2)) + F.cross_entropy(logits, labels)
+    assert torch.allclose(generator_loss(confident, logits, labels), expected)
+    # Softmax before cross-entropy (a known bug in ports) would flatten this gradient.
+    assert generator_loss(confident, logits, 1 - labels) > 9
 
 
 def test_class_loss_gradient_reaches_the_generator():

@@ -6,8 +6,8 @@ Class c is a coloured shape on a tinted background:
     c % 10         -> foreground        (red circle, orange square, ..., white frame)
 so with contiguous 10-class splits, the classes of a split share a background and differ
 by their coloured shape. Inside a class, position, size, colours, the background's
-gradient offset and pixel noise vary. Rendering is deterministic: image i of class c is
-the same on every machine and every call.
+layout's edges and pixel noise vary. Rendering is deterministic: the same request gives
+the same images on every call.
 """
 from __future__ import annotations
 

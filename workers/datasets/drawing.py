@@ -62,10 +62,13 @@ def _background(style: int, x: torch.Tensor, y: torch.Tensor, jitter: torch.Tens
 
 
 def render_class(label: int, count: int, first_index: int = 0) -> torch.Tensor:
-    """Images first_index .. first_index+count-1 of class `label`: (count, 3, 32, 32) uint8."""
+    """`count` images of class `label`: (count, 3, 32, 32) uint8.
+
+    The same (label, count, first_index) always gives the same images; a different
+    first_index gives a different, equally deterministic set (used for held-out images).
+    """
     if not 0 <= label < NUM_CLASSES:
         raise ValueError(f"label must be in [0, {NUM_CLASSES}), got {label}")
-    # One generator per (class, block) keeps image i of a class the same however it is asked for.
     g = torch.Generator().manual_seed(1_000_003 * label + first_index)
     n = count
     style, tint, fg = label // 100, (label // 10) % 10, label % 10
