@@ -134,11 +134,13 @@ def test_the_installed_command_starts_its_own_cluster(tmp_path):
     import subprocess
     import sys
 
-    ensemble = shutil.which("ensemble") or str(Path(sys.executable).with_name("ensemble"))
+    # The console script where the project is installed (as `make test` does), else the module.
+    script = shutil.which("ensemble", path=str(Path(sys.executable).parent))
+    command = [script] if script else [sys.executable, "-m", "cli"]
     run = str(tmp_path / "run")
 
     def cli(*args):
-        return subprocess.run([ensemble, *args], capture_output=True, text=True, timeout=300)
+        return subprocess.run([*command, *args], capture_output=True, text=True, timeout=300)
 
     launched = cli("launch", "--splits", "100", "--only", "41", "--run", run, *QUICK)
     assert launched.returncode == 0, launched.stderr

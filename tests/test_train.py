@@ -11,6 +11,12 @@ from workers.datasets.builtin import CLASS_NAMES
 from workers.sampling import generate
 from workers.train import TrainingDiverged, train_split
 
+CPU = torch.device("cpu")  # explicit: on a CUDA machine train_split would pick the GPU
+
+
+def train_on_cpu(job, **kwargs):
+    return train_split(job, device=CPU, **kwargs)
+
 
 def make_job(tmp_path, steps, **overrides):
     classes = list(range(410, 420))
@@ -31,7 +37,7 @@ def one_thread():
 
 def test_training_reports_progress_and_writes_both_checkpoints(tmp_path):
     events = []
-    result = train_split(make_job(tmp_path, 20), report=events.append)
+    result = train_on_cpu(make_job(tmp_path, 20), report=events.append)
     assert events[0]["event"] == "started" and events[0]["step"] == 0 and events[0]["device"] == "cpu"
     steps = [e["step"] for e in events[1:]]
     assert steps == sorted(steps) and steps[-1] == 20
@@ -51,9 +57,9 @@ def test_training_reports_progress_and_writes_both_checkpoints(tmp_path):
 
 def test_resume_is_exact(tmp_path):
     """Stopping at step 10 and resuming to 30 gives the same weights as one run to 30."""
-    straight = train_split(make_job(tmp_path / "a", 30))
-    train_split(make_job(tmp_path / "b", 10))
-    resumed = train_split(make_job(tmp_path / "b", 30))
+    straight = train_on_cpu(make_job(tmp_path / "a", 30))
+    train_on_cpu(make_job(tmp_path / "b", 10))
+    resumed = train_on_cpu(make_job(tmp_path / "b", 30))
     assert resumed.resumed_from_step == 10 and resumed.step == 30
     a = load_file(tmp_path / "a" / "splits" / "041" / "generator.safetensors")
     b = load_file(tmp_path / "b" / "splits" / "041" / "generator.safetensors")
@@ -63,29 +69,29 @@ def test_resume_is_exact(tmp_path):
 
 
 def test_a_finished_split_resumed_trains_no_further(tmp_path):
-    train_split(make_job(tmp_path, 10))
+    train_on_cpu(make_job(tmp_path, 10))
     events = []
-    result = train_split(make_job(tmp_path, 10), report=events.append)
+    result = train_on_cpu(make_job(tmp_path, 10), report=events.append)
     assert result.resumed_from_step == 10 and result.step == 10
     assert [e["event"] for e in events] == ["started"]
 
 
 def test_a_checkpoint_of_another_config_is_not_silently_reused(tmp_path):
-    train_split(make_job(tmp_path, 10))
+    train_on_cpu(make_job(tmp_path, 10))
     other = {**cpu_32().to_dict(), "g_width": 8}
     with pytest.raises(CheckpointError, match="another model config"):
-        train_split(make_job(tmp_path, 20, gan=other))
+        train_on_cpu(make_job(tmp_path, 20, gan=other))
 
 
 def test_non_finite_losses_stop_training_with_a_clear_error(tmp_path):
     exploding = {**cpu_32().to_dict(), "lr": 1e30}
     with pytest.raises(TrainingDiverged, match="non-finite loss"):
-        train_split(make_job(tmp_path, 40, gan=exploding))
+        train_on_cpu(make_job(tmp_path, 40, gan=exploding))
 
 
 def test_training_on_an_image_folder(tmp_path, image_folder):
     job = make_job(tmp_path, 4, data=str(image_folder), classes=[0, 1], class_names=["class_0", "class_1"])
-    result = train_split(job)
+    result = train_on_cpu(job)
     assert result.step == 4 and result.skipped_images == 0
 
 
