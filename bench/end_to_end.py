@@ -23,7 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from manifests.run_dir import RunDir  # noqa: E402
 
-ENSEMBLE = shutil.which("ensemble") or "ensemble"
+# The console script of the Python running this (a venv need not be activated).
+ENSEMBLE = shutil.which("ensemble", path=str(Path(sys.executable).parent)) or shutil.which("ensemble") or "ensemble"
 
 
 def timed(*args: str) -> float:
