@@ -17,7 +17,7 @@ from ensemble.errors import EnsembleError
 from ensemble.planning import plan_splits
 from ensemble.run_spec import RunSpec, check_positive, check_relaunch, new_spec
 from manifests.run_dir import RunDir
-from manifests.schema import SplitRecord, Status, utc_now
+from manifests.schema import SplitRecord, Status, count_by_status, utc_now
 from workers.config import TrainJob
 from workers.datasets import open_dataset
 
@@ -149,7 +149,7 @@ def launch(request: LaunchRequest, listener: LaunchListener) -> LaunchSummary:
             raise EnsembleError(f"--only names split(s) {unknown[:5]} but this run has splits 0-{len(records) - 1}")
         todo = [r for r in todo if r.split in set(request.only)]
     if not todo:
-        return LaunchSummary(run.root, _counts(records), 0, time.monotonic() - start)
+        return LaunchSummary(run.root, count_by_status(records), 0, time.monotonic() - start)
 
     import ray
 
@@ -189,7 +189,7 @@ def launch(request: LaunchRequest, listener: LaunchListener) -> LaunchSummary:
     finally:
         if cluster.started_here:
             ray.shutdown()
-    return LaunchSummary(run.root, _counts(records), len(todo), time.monotonic() - start)
+    return LaunchSummary(run.root, count_by_status(records), len(todo), time.monotonic() - start)
 
 
 def _drive(pending: dict, board, by_split: dict[int, SplitRecord], records: list[SplitRecord],
@@ -233,7 +233,3 @@ def _job(spec: RunSpec, record: SplitRecord, run: RunDir) -> TrainJob:
         gan=spec.gan,
         checkpoint_every=spec.checkpoint_every,
     )
-
-
-def _counts(records: list[SplitRecord]) -> dict[str, int]:
-    return {status: sum(r.status == status for r in records) for status in Status.ALL}

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from manifests.run_dir import RunDir
-from manifests.schema import SplitRecord, Status
+from manifests.schema import SplitRecord, count_by_status
 
 
 @dataclass(frozen=True)
@@ -15,7 +15,7 @@ class RunStatus:
 
     @property
     def counts(self) -> dict[str, int]:
-        return {status: sum(r.status == status for r in self.records) for status in Status.ALL}
+        return count_by_status(self.records)
 
     @property
     def steps_done(self) -> int:

@@ -93,5 +93,10 @@ class SplitRecord:
         return global_label in self.classes
 
 
+def count_by_status(records: list[SplitRecord]) -> dict[str, int]:
+    """{status: number of splits}, every status present, in lifecycle order."""
+    return {status: sum(r.status == status for r in records) for status in Status.ALL}
+
+
 def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
