@@ -24,6 +24,8 @@ def connect(address: str | None) -> Cluster:
     import ray
 
     address = address or os.environ.get("RAY_ADDRESS") or None
+    if address:
+        _check_reachable(address)
     started_here = False
     if not ray.is_initialized():
         options = dict(log_to_driver=False, logging_level=logging.ERROR, configure_logging=True)
@@ -51,6 +53,23 @@ def connect(address: str | None) -> Cluster:
         largest_node_cpus=max((n["Resources"].get("CPU", 0.0) for n in nodes), default=0.0),
         largest_node_gpus=max((n["Resources"].get("GPU", 0.0) for n in nodes), default=0.0),
     )
+
+
+def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Fail in seconds on an address nothing listens at; Ray itself retries for minutes."""
+    import socket
+
+    target = address.split("://", 1)[-1]
+    host, _, port = target.rpartition(":")
+    if address == "auto" or not host or not port.isdigit():
+        return  # "auto" and other forms Ray resolves itself
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise EnsembleError(
+            f"nothing answers at Ray address {address} ({exc.strerror or exc}); check --address "
+            f"(the head node's IP and GCS port, 6379 by default), or leave it out to start a local cluster"
+        ) from None
 
 
 def _code_for_remote_workers() -> dict:

@@ -115,3 +115,18 @@ def test_gpus_per_split_defaults_to_the_cluster_kind():
 def test_impossible_gpu_requests_are_refused_rather_than_queued_forever(gpus, largest, requested, message):
     with pytest.raises(EnsembleError, match=message):
         choose_gpus_per_split(cluster(gpus, largest), requested)
+
+
+def test_an_address_where_no_cluster_listens_fails_fast(tmp_path):
+    import socket
+    import time
+
+    with socket.socket() as probe:  # a free port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    start = time.monotonic()
+    result = invoke("launch", "--splits", "100", "--only", "0", "--run", tmp_path / "run",
+                    "--address", f"127.0.0.1:{port}")  # fmt: skip
+    assert_one_line_error(result, "nothing answers at Ray address", "--address")
+    assert time.monotonic() - start < 30
+    assert not (tmp_path / "run").exists()
