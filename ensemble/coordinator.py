@@ -144,10 +144,11 @@ def launch(request: LaunchRequest, listener: LaunchListener) -> LaunchSummary:
     spec, records, is_new = _prepare(request, run)
     todo = [r for r in records if r.status != Status.SUCCEEDED]
     if request.only is not None:
-        unknown = sorted(set(request.only) - {r.split for r in records})
+        only = set(request.only)
+        unknown = sorted(only - {r.split for r in records})
         if unknown:
             raise EnsembleError(f"--only names split(s) {unknown[:5]} but this run has splits 0-{len(records) - 1}")
-        todo = [r for r in todo if r.split in set(request.only)]
+        todo = [r for r in todo if r.split in only]
     if not todo:
         return LaunchSummary(run.root, count_by_status(records), 0, time.monotonic() - start)
 

@@ -14,12 +14,16 @@ def invoke(*args: str):
     return CliRunner().invoke(cli.main, [str(a) for a in args])
 
 
+def records_for(plan: list[list[int]], total_steps: int = 10) -> list[SplitRecord]:
+    """Manifest rows for a split plan over the built-in classes, nothing trained yet."""
+    return [SplitRecord(split=i, classes=c, class_names=[CLASS_NAMES[x] for x in c], total_steps=total_steps)
+            for i, c in enumerate(plan)]  # fmt: skip
+
+
 def planned_run(root, splits: int = 100) -> RunDir:
     """A run directory whose manifest is planned but where nothing has trained yet."""
     run = RunDir(root)
-    records = [SplitRecord(split=i, classes=c, class_names=[CLASS_NAMES[x] for x in c], total_steps=10)
-               for i, c in enumerate(plan_splits(1000, splits))]  # fmt: skip
-    run.write_manifest(records)
+    run.write_manifest(records_for(plan_splits(1000, splits)))
     return run
 
 

@@ -5,13 +5,8 @@ import pytest
 from ensemble.errors import EnsembleError
 from ensemble.planning import plan_splits
 from ensemble.routing import Router
-from manifests.schema import SplitRecord
+from tests.helpers import records_for
 from workers.datasets.builtin import CLASS_NAMES
-
-
-def records_for(plan):
-    return [SplitRecord(split=i, classes=c, class_names=[CLASS_NAMES[x] for x in c], total_steps=1)
-            for i, c in enumerate(plan)]  # fmt: skip
 
 
 def test_every_label_routes_to_the_split_that_holds_it():
