@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-STATUS_STYLES = {"pending": "dim", "running": "cyan", "succeeded": "green", "failed": "bold red"}
+STATUS_STYLES = {"pending": "dim", "running": "cyan", "succeeded": "green", "failed": "bold red", "interrupted": "yellow"}
 
 RUN_OPTION = click.option(
     "--run",
@@ -29,13 +29,11 @@ RUN_OPTION = click.option(
 @contextlib.contextmanager
 def user_errors():
     """Domain errors become one line on stderr and exit code 1 (130 for Ctrl-C), no traceback."""
-    from ensemble.errors import user_errors as error_types
+    from ensemble.errors import Interrupted, user_errors as error_types
 
     try:
         yield
     except Exception as exc:
-        from ensemble.coordinator import Interrupted
-
         if isinstance(exc, Interrupted):
             click.echo(f"Error: {exc}", err=True)
             sys.exit(130)
@@ -164,7 +162,8 @@ def _parse_split_ids(value: str | None) -> tuple[int, ...] | None:
             low, _, high = part.strip().partition("-")
             ids.extend(range(int(low), int(high or low) + 1))
     except ValueError:
-        raise click.BadParameter(f"{value!r} is not a list of split ids like `41` or `0-9,41`") from None
+        # A one-line error like every other bad input (BadParameter would print the usage too).
+        raise click.ClickException(f"--only {value!r} is not a list of split ids like `41` or `0-9,41`") from None
     return tuple(ids)
 
 
@@ -205,7 +204,7 @@ def _print_status_table(run_status) -> None:
         table.add_row(
             str(r.split), classes, f"[{STATUS_STYLES.get(r.status, '')}]{r.status}[/]", str(r.attempt),
             f"{r.step}/{r.total_steps}", _number(r.loss_d), _number(r.loss_g), _number(r.class_accuracy),
-            r.device or "", r.node or "", (r.error or "")[:60],
+            r.device or "", r.node or "", (r.error or r.warning or "")[:70],
         )  # fmt: skip
     console = Console()
     if not console.is_terminal:

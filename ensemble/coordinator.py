@@ -3,6 +3,12 @@ manifest (of which it is the only writer) up to date until every task has ended.
 
 A relaunch on the same run skips succeeded splits and resubmits the rest; each resumes
 from its latest checkpoint. The manifest is the single source of truth for that.
+
+Faults: a worker or node that dies is retried by Ray (max_retries) and resumes from its
+checkpoint; a coordinator that dies takes its private local cluster with it (Ray ties
+those processes' fate to the driver) and leaves rows `running`, which `ensemble status`
+shows as interrupted once the run's launch lock is free; Ctrl-C stops the tasks and
+writes them as interrupted. Only one launch at a time holds a run's lock.
 """
 from __future__ import annotations
 
@@ -10,16 +16,21 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ensemble.cluster import Cluster, check_cpus_per_split, choose_gpus_per_split, connect
-from ensemble.errors import EnsembleError
+from ensemble.errors import EnsembleError, Interrupted
 from ensemble.planning import plan_splits
 from ensemble.run_spec import RunSpec, check_positive, check_relaunch, new_spec
+from manifests.launch_lock import LaunchLock, LaunchLockedError, live_launch, refusal
 from manifests.run_dir import RunDir
 from manifests.schema import SplitRecord, Status, count_by_status, utc_now
+from workers.checkpoints import CheckpointError, load_training_state
 from workers.config import TrainJob
 from workers.datasets import open_dataset
+
+if TYPE_CHECKING:
+    from ensemble.progress import Drained
 
 MANIFEST_WRITE_INTERVAL_S = 1.0
 
@@ -37,7 +48,9 @@ class LaunchRequest:
     gpus_per_split: float | None = None
     cpus_per_split: float = 1.0
     max_retries: int = 2
-    """Ray retries of a split whose worker process died (not of one whose training raised)."""
+    """Ray retries of a split whose worker process or node died. A split whose training
+    raises is not retried within a launch (its error would repeat: training is
+    deterministic); it is marked failed and the next launch tries it again."""
     only: tuple[int, ...] | None = None
     """Train just these split ids (a first look before the whole run); None: every split."""
 
@@ -48,10 +61,6 @@ class LaunchSummary:
     counts: dict[str, int]
     submitted: int
     wall_seconds: float
-
-
-class Interrupted(EnsembleError):
-    """Ctrl-C during a launch: tasks stopped, manifest written, resumable."""
 
 
 class LaunchListener(Protocol):
@@ -100,14 +109,18 @@ def _prepare(request: LaunchRequest, run: RunDir) -> tuple[RunSpec, list[SplitRe
     return spec, records, True
 
 
-def _apply_progress(record: SplitRecord, fields: dict, starts: int, run: RunDir) -> None:
+def _apply_progress(record: SplitRecord, drained: Drained, run: RunDir) -> None:
     now = utc_now()
-    if starts:
-        record.attempt += starts
+    fields = drained.fields
+    if drained.starts:
+        record.attempt += drained.starts
+        record.steps_redone += drained.steps_redone
         record.status = Status.RUNNING
         record.started_at = record.started_at or now
         record.error = None
-    for name in ("step", "loss_d", "loss_g", "class_accuracy", "node", "device", "train_seconds", "checkpoint_step"):
+        record.warning = fields.get("warning")
+    for name in ("step", "loss_d", "loss_g", "class_accuracy", "node", "pid", "device", "train_seconds",
+                 "checkpoint_step", "skipped_images"):  # fmt: skip
         if fields.get(name) is not None:
             setattr(record, name, fields[name])
     if fields.get("checkpoint"):
@@ -131,43 +144,81 @@ def _apply_result(record: SplitRecord, result, run: RunDir) -> None:
 def _apply_failure(record: SplitRecord, exc: BaseException) -> None:
     import ray.exceptions
 
-    cause = exc.cause if isinstance(exc, ray.exceptions.RayTaskError) and exc.cause else exc
-    lines = [line for line in str(cause).strip().splitlines() if line.strip()]
+    if isinstance(exc, ray.exceptions.RayTaskError):  # training raised: its own error text
+        cause = exc.cause or exc
+        lines = [line for line in str(cause).strip().splitlines() if line.strip()]
+        record.error = f"{type(cause).__name__}: {lines[-1] if lines else ''}"
+    else:  # the worker process or its node died on every attempt Ray made
+        lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+        record.error = (
+            f"{type(exc).__name__}: the worker died on all {record.attempt} attempt(s) "
+            f"(last: {lines[0][:200] if lines else 'no details'}); relaunch to resume from the checkpoint"
+        )
+    record.error = record.error[:500]
     record.status = Status.FAILED
-    record.error = f"{type(cause).__name__}: {lines[-1] if lines else ''}"[:500]
     record.updated_at = record.finished_at = utc_now()
+
+
+def _select(records: list[SplitRecord], only: tuple[int, ...] | None) -> list[SplitRecord]:
+    """The splits this launch trains: every unfinished one, or those of them in `only`."""
+    todo = [r for r in records if r.status != Status.SUCCEEDED]
+    if only is None:
+        return todo
+    wanted = set(only)
+    unknown = sorted(wanted - {r.split for r in records})
+    if unknown:
+        raise EnsembleError(f"--only names split(s) {unknown[:5]} but this run has splits 0-{len(records) - 1}")
+    return [r for r in todo if r.split in wanted]
+
+
+def _check_resumable(run: RunDir, todo: list[SplitRecord]) -> None:
+    """Refuse up front, naming the file, a split whose checkpoints are all unusable (truncated,
+    foreign, or carrying pickled code), rather than fail it after the cluster has started.
+    Reads only the small pickle part of each file (tensor data stays on disk)."""
+    for record in todo:
+        try:
+            load_training_state(run.split_dir(record.split), mmap=True)
+        except CheckpointError as exc:
+            raise EnsembleError(f"split {record.split} cannot resume: {exc}") from None
 
 
 def launch(request: LaunchRequest, listener: LaunchListener) -> LaunchSummary:
     start = time.monotonic()
     run = RunDir(request.run_dir)
     spec, records, is_new = _prepare(request, run)
-    todo = [r for r in records if r.status != Status.SUCCEEDED]
-    if request.only is not None:
-        only = set(request.only)
-        unknown = sorted(only - {r.split for r in records})
-        if unknown:
-            raise EnsembleError(f"--only names split(s) {unknown[:5]} but this run has splits 0-{len(records) - 1}")
-        todo = [r for r in todo if r.split in only]
+    todo = _select(records, request.only)
     if not todo:
         return LaunchSummary(run.root, count_by_status(records), 0, time.monotonic() - start)
+    holder = live_launch(run.root)
+    if holder is not None:  # the common case, refused before a cluster starts
+        raise LaunchLockedError(refusal(run.root, holder))
+    _check_resumable(run, todo)
 
     import ray
 
-    from ensemble.progress import ProgressBoard
+    from ensemble.progress import start_board
 
     cluster = connect(request.address)
+    lock = LaunchLock(run.root)
     try:
         gpus = choose_gpus_per_split(cluster, request.gpus_per_split)
         check_cpus_per_split(cluster, request.cpus_per_split)
+        # Nothing is written before the lock is held; what was read before is read again
+        # under it, in case another launch changed the run in between.
+        lock.acquire()
         if is_new:
+            if run.exists():
+                raise EnsembleError(f"another launch created {run.root} meanwhile; launch again to resume it")
             run.write_spec(spec.to_dict())
+        else:
+            records = run.read_manifest()
+            todo = _select(records, request.only)
         for record in todo:  # failed splits get another go; `running` rows are stale
             record.status, record.error, record.finished_at = Status.PENDING, None, None
         run.write_manifest(records)
         listener.launched(cluster, spec, todo, gpus)
 
-        board = ProgressBoard.remote()
+        board = start_board({r.split: r.step for r in todo if r.step})
         task = ray.remote(_train_split_task).options(
             num_cpus=request.cpus_per_split, num_gpus=gpus, max_retries=request.max_retries, retry_exceptions=False
         )
@@ -181,13 +232,14 @@ def launch(request: LaunchRequest, listener: LaunchListener) -> LaunchSummary:
             for ref in pending:
                 ray.cancel(ref, force=True)
             for split in pending.values():
-                by_split[split].status = Status.PENDING
+                by_split[split].status = Status.INTERRUPTED
             run.write_manifest(records)
             raise Interrupted(
                 f"interrupted: {len(pending)} split(s) stopped, their checkpoints kept; "
                 f"resume with `ensemble launch --run {run.root}`"
             ) from None
     finally:
+        lock.release()
         if cluster.started_here:
             ray.shutdown()
     return LaunchSummary(run.root, count_by_status(records), len(todo), time.monotonic() - start)
@@ -202,8 +254,8 @@ def _drive(pending: dict, board, by_split: dict[int, SplitRecord], records: list
     dirty = False
     while pending:
         ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=1.0)
-        for split, (fields, starts) in ray.get(board.drain.remote()).items():
-            _apply_progress(by_split[split], fields, starts, run)
+        for split, drained in ray.get(board.drain.remote()).items():
+            _apply_progress(by_split[split], drained, run)
             dirty = True
         for ref in ready:
             record = by_split[pending.pop(ref)]

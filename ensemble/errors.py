@@ -11,6 +11,10 @@ class EnsembleError(Exception):
     """Bad input or a state the user can fix: the message names the problem and the remedy."""
 
 
+class Interrupted(EnsembleError):
+    """Ctrl-C during a launch: tasks stopped, manifest written, resumable."""
+
+
 def user_errors() -> tuple[type[Exception], ...]:
     """Every exception type whose message is meant for the user, not a traceback.
 

@@ -1,17 +1,27 @@
-"""Where every split of a run stands, read from its manifest. Imports neither torch nor Ray."""
+"""Where every split of a run stands, read from its manifest. Imports neither torch nor Ray.
+
+The manifest says `running` for a split whose launch was alive at its last write. When no
+launch holds the run's lock any more (its coordinator was killed), those splits are shown
+as `interrupted`, which is the truth: nothing trains them until the next launch resumes
+them from their checkpoints. The manifest itself is left as it is; only a launch writes it.
+"""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
+from manifests.launch_lock import LaunchHolder, live_launch
 from manifests.run_dir import RunDir
-from manifests.schema import SplitRecord, count_by_status
+from manifests.schema import SplitRecord, Status, count_by_status
 
 
 @dataclass(frozen=True)
 class RunStatus:
     run_dir: Path
     records: list[SplitRecord]
+    launch: LaunchHolder | None = None
+    """The launch running on this run now, if any."""
 
     @property
     def counts(self) -> dict[str, int]:
@@ -28,7 +38,10 @@ class RunStatus:
     def summary_line(self) -> str:
         counts = ", ".join(f"{n} {status}" for status, n in self.counts.items() if n)
         percent = 100.0 * self.steps_done / self.steps_total if self.steps_total else 0.0
-        return f"{len(self.records)} splits: {counts}; {percent:.0f}% of steps done"
+        line = f"{len(self.records)} splits: {counts}; {percent:.0f}% of steps done"
+        if self.launch is not None:
+            line += f"; launch running (pid {self.launch.pid} on {self.launch.host})"
+        return line
 
     def to_json(self) -> dict:
         return {
@@ -36,6 +49,7 @@ class RunStatus:
             "counts": self.counts,
             "steps_done": self.steps_done,
             "steps_total": self.steps_total,
+            "launch": None if self.launch is None else dataclasses.asdict(self.launch),
             "splits": [_row_json(r) for r in self.records],
         }
 
@@ -49,4 +63,15 @@ def _row_json(record: SplitRecord) -> dict:
 
 def read_status(run_dir: str | Path) -> RunStatus:
     run = RunDir(run_dir)
-    return RunStatus(run.root, run.read_manifest())
+    run.require()
+    # Probe first: a launch that ends between the two steps has written its final rows (no
+    # `running` ones) by the time they are read. Read first, a launch that finished cleanly
+    # in between would have its last `running` rows shown as interrupted.
+    launch = live_launch(run.root)
+    records = run.read_manifest()
+    if launch is None:
+        for record in records:
+            if record.status == Status.RUNNING:
+                record.status = Status.INTERRUPTED
+                record.warning = "its launch is no longer running; `ensemble launch` resumes it"
+    return RunStatus(run.root, records, launch)

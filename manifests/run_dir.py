@@ -19,7 +19,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from manifests.schema import MANIFEST_SCHEMA, SCHEMA_VERSION, SCHEMA_VERSION_KEY, SplitRecord
+from manifests.schema import MANIFEST_SCHEMA, SCHEMA_VERSION, SCHEMA_VERSION_KEY, SplitRecord, columns_of_version
 
 MANIFEST_NAME = "manifest.parquet"
 SPEC_NAME = "run.json"
@@ -97,10 +97,14 @@ class RunDir:
         except (pa.ArrowInvalid, OSError) as exc:
             raise RunDirError(f"manifest {self.manifest_path} is unreadable ({exc})") from None
         version = (table.schema.metadata or {}).get(SCHEMA_VERSION_KEY, b"?").decode()
-        if version != SCHEMA_VERSION or table.schema.names != MANIFEST_SCHEMA.names:
+        expected = columns_of_version(version)
+        if table.schema.names != expected or any(
+            table.schema.field(name).type != MANIFEST_SCHEMA.field(name).type for name in expected
+        ):
             raise RunDirError(
                 f"manifest {self.manifest_path} has schema version {version} with columns "
-                f"{table.schema.names[:4]}...; this ensemble reads version {SCHEMA_VERSION}"
+                f"{table.schema.names[:4]}...; this ensemble reads versions 1-{SCHEMA_VERSION} "
+                f"(restore the manifest from a backup, or launch a new --run)"
             )
         return [SplitRecord.from_row(row) for row in table.to_pylist()]
 

@@ -11,18 +11,25 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
+ADDED_IN_VERSION_2 = ("pid", "steps_redone", "skipped_images", "warning")
+"""Columns a version-1 manifest lacks; its rows read with those fields at their defaults."""
 SCHEMA_VERSION_KEY = b"acgan_ensemble.schema_version"
 
 
 class Status:
-    """A split's lifecycle: pending -> running -> succeeded | failed."""
+    """A split's lifecycle: pending -> running -> succeeded | failed | interrupted.
+
+    `interrupted`: its launch stopped (Ctrl-C, or the coordinator died) before it ended;
+    its checkpoints are kept and the next launch resumes it.
+    """
 
     PENDING = "pending"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
-    ALL = (PENDING, RUNNING, SUCCEEDED, FAILED)
+    INTERRUPTED = "interrupted"
+    ALL = (PENDING, RUNNING, SUCCEEDED, FAILED, INTERRUPTED)
 
 
 _TIMESTAMP = pa.timestamp("us", tz="UTC")
@@ -42,12 +49,16 @@ MANIFEST_SCHEMA = pa.schema(
         pa.field("checkpoint", pa.string()),
         pa.field("checkpoint_step", pa.int64()),
         pa.field("node", pa.string()),
+        pa.field("pid", pa.int32()),
         pa.field("device", pa.string()),
         pa.field("train_seconds", pa.float64()),
         pa.field("started_at", _TIMESTAMP),
         pa.field("updated_at", _TIMESTAMP),
         pa.field("finished_at", _TIMESTAMP),
+        pa.field("steps_redone", pa.int64(), nullable=False),
+        pa.field("skipped_images", pa.int64()),
         pa.field("error", pa.string()),
+        pa.field("warning", pa.string()),
     ],
     metadata={SCHEMA_VERSION_KEY: SCHEMA_VERSION.encode()},
 )
@@ -74,13 +85,21 @@ class SplitRecord:
     """The latest generator checkpoint (safetensors), relative to the run directory."""
     checkpoint_step: int | None = None
     node: str | None = None
+    pid: int | None = None
+    """The worker process of the latest attempt, on `node`."""
     device: str | None = None
     train_seconds: float | None = None
     """Seconds spent inside the training loop, summed over attempts."""
     started_at: dt.datetime | None = None
     updated_at: dt.datetime | None = None
     finished_at: dt.datetime | None = None
+    steps_redone: int = 0
+    """Steps trained twice because an attempt died after its last checkpoint (as last reported)."""
+    skipped_images: int | None = None
+    """Unreadable images left out of this split's data."""
     error: str | None = None
+    warning: str | None = None
+    """Something the user should know that did not stop training (e.g. a checkpoint fallback)."""
 
     def to_row(self) -> dict:
         return dataclasses.asdict(self)
@@ -100,3 +119,12 @@ def count_by_status(records: list[SplitRecord]) -> dict[str, int]:
 
 def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
+
+
+def columns_of_version(version: str) -> list[str] | None:
+    """The manifest columns of a schema version this code reads, or None for one it cannot."""
+    if version == SCHEMA_VERSION:
+        return MANIFEST_SCHEMA.names
+    if version == "1":
+        return [name for name in MANIFEST_SCHEMA.names if name not in ADDED_IN_VERSION_2]
+    return None

@@ -91,11 +91,6 @@ def test_bad_input_gets_one_line_and_leaves_the_run_alone(tmp_path, args, fragme
     assert after == before
 
 
-def test_malformed_only_is_a_usage_error():
-    result = invoke("launch", "--only", "4-x")
-    assert result.exit_code == 2 and "not a list of split ids" in result.output
-
-
 def cluster(gpus: float, largest: float) -> Cluster:
     return Cluster(address="x", started_here=False, num_cpus=8, num_gpus=gpus,
                    largest_node_cpus=8, largest_node_gpus=largest)  # fmt: skip

@@ -33,12 +33,14 @@ def test_launch_status_and_sample_on_builtin_data(tmp_path):
         assert row.checkpoint == f"splits/{split:03d}/generator.safetensors" and row.checkpoint_step == 12
         assert (run / row.checkpoint).is_file() and row.device == "cpu" and row.node
         assert row.started_at <= row.finished_at and row.train_seconds > 0
-        assert row.loss_d is not None and row.error is None
+        assert row.loss_d is not None and row.error is None and row.warning is None
+        assert row.pid > 0 and row.steps_redone == 0 and row.skipped_images == 0
     assert rows[41].classes == list(range(410, 420)) and rows[0].status == Status.PENDING
     assert json.loads((run / "run.json").read_text())["splits"] == 100
 
     status = json.loads(invoke("status", "--run", run, "--json").output)
-    assert status["counts"] == {"pending": 98, "running": 0, "succeeded": 2, "failed": 0}
+    assert status["counts"] == {"pending": 98, "running": 0, "succeeded": 2, "failed": 0, "interrupted": 0}
+    assert status["launch"] is None
     assert status["splits"][41]["status"] == "succeeded" and status["splits"][41]["step"] == 12
 
     sample = invoke("sample", "--label", "417", "--run", run, "--n", "9", "--out", tmp_path / "grid.png")

@@ -2,6 +2,8 @@
 
     state.pt                  full training state for resume: G, D, both optimisers, step,
                               random states. Loaded with weights_only=True: no pickled code runs.
+    state.prev.pt             the state.pt before it: resume falls back to it when state.pt is
+                              truncated or corrupt (at most two checkpoint intervals lost)
     generator.safetensors     G's weights alone, with the step in the file's metadata
     generator.json            G's config and the split's classes: enough to sample with no
                               training code state and no pickle
@@ -12,6 +14,8 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +29,9 @@ from workers.config import GANConfig
 from workers.model import Generator
 
 STATE_NAME = "state.pt"
+PREVIOUS_STATE_NAME = "state.prev.pt"
+BAD_STATE_NAME = "state.bad.pt"
+"""Where a state.pt that resume had to skip is moved, for inspection."""
 GENERATOR_WEIGHTS = "generator.safetensors"
 GENERATOR_INFO = "generator.json"
 FORMAT = "acgan-ensemble/generator"
@@ -38,8 +45,8 @@ def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; samplers on other accounts must read it
         write(tmp)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600 (and some writers recreate the file); others must read it
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -47,21 +54,68 @@ def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
 
 
 def save_training_state(split_dir: Path, state: dict) -> Path:
+    """Write state.pt, keeping the one it replaces as state.prev.pt.
+
+    A kill between the two renames leaves state.prev.pt alone, which resume falls back to.
+    """
     split_dir.mkdir(parents=True, exist_ok=True)
     path = split_dir / STATE_NAME
-    _atomic_write(path, lambda tmp: torch.save(state, tmp))
+
+    def write_then_keep_previous(tmp: str) -> None:
+        torch.save(state, tmp)
+        if path.exists():
+            os.replace(path, split_dir / PREVIOUS_STATE_NAME)
+
+    _atomic_write(path, write_then_keep_previous)
     return path
 
 
-def load_training_state(split_dir: Path) -> dict | None:
-    """The saved training state, or None when the split has not checkpointed yet."""
-    path = split_dir / STATE_NAME
-    if not path.exists():
-        return None
+@dataclass(frozen=True)
+class LoadedState:
+    state: dict
+    path: Path
+    warning: str | None
+    """Set when the newest file was unusable and an older one was loaded instead."""
+
+
+def _load_state_file(path: Path, mmap: bool = False) -> dict:
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for truncated / foreign files
-        raise CheckpointError(f"training state {path} is unreadable ({type(exc).__name__}: {exc})") from None
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+    except pickle.UnpicklingError as exc:
+        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        what = f"a pickled reference to {found.group(1)}" if found else "pickled objects other than tensors"
+        raise CheckpointError(f"{path} holds {what}, which is never run or loaded") from None
+    except Exception as exc:  # torch raises several types for truncated or foreign files
+        first_line = (str(exc).strip().splitlines() or [""])[0][:160]
+        raise CheckpointError(f"{path} is unreadable ({type(exc).__name__}: {first_line})") from None
+    if not isinstance(state, dict) or "step" not in state or "generator" not in state:
+        raise CheckpointError(f"{path} is not an acgan-ensemble training state")
+    return state
+
+
+def load_training_state(split_dir: Path, mmap: bool = False) -> LoadedState | None:
+    """The newest usable training state, or None when the split has not checkpointed yet.
+
+    Falls back from a bad state.pt to state.prev.pt; raises CheckpointError naming every
+    bad file when no usable one is left. `mmap` leaves tensor data on disk (a cheap check).
+    """
+    problems: list[str] = []
+    for name in (STATE_NAME, PREVIOUS_STATE_NAME):
+        path = split_dir / name
+        if not path.exists():
+            continue
+        try:
+            state = _load_state_file(path, mmap)
+        except CheckpointError as exc:
+            problems.append(str(exc))
+            continue
+        warning = f"{problems[0]}; resumed from {name} at step {state['step']}" if problems else None
+        return LoadedState(state, path, warning)
+    if problems:
+        raise CheckpointError(
+            f"{'; '.join(problems)}; no usable checkpoint is left: delete {split_dir} to retrain this split"
+        )
+    return None
 
 
 @dataclass(frozen=True)

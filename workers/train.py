@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,10 @@ from typing import Callable
 import torch
 
 from workers.checkpoints import (
+    BAD_STATE_NAME,
     GENERATOR_WEIGHTS,
+    PREVIOUS_STATE_NAME,
+    STATE_NAME,
     CheckpointError,
     GeneratorInfo,
     load_training_state,
@@ -128,8 +132,14 @@ def train_split(job: TrainJob, report: Report | None = None, device: torch.devic
     rng = torch.Generator().manual_seed(job.seed)  # batches, noise and fake labels
     step, past_seconds = 0, 0.0
 
-    state = load_training_state(split_dir)
-    if state is not None:
+    loaded = load_training_state(split_dir)
+    warning = None
+    if loaded is not None:
+        state, warning = loaded.state, loaded.warning
+        if loaded.path.name == PREVIOUS_STATE_NAME and (split_dir / STATE_NAME).exists():
+            # Kept for inspection, and out of the way: the next save must not rotate it
+            # over the good state.prev.pt.
+            os.replace(split_dir / STATE_NAME, split_dir / BAD_STATE_NAME)
         if state.get("config") != config.to_dict():
             raise CheckpointError(f"{split_dir} holds a checkpoint of another model config; use a new --run")
         generator.load_state_dict(state["generator"])
@@ -173,7 +183,8 @@ def train_split(job: TrainJob, report: Report | None = None, device: torch.devic
                              classes=list(job.classes), class_names=list(job.class_names))  # fmt: skip
         return str(save_generator(split_dir, averaged.model if averaged else generator, info))
 
-    report({"event": "started", "step": step, "device": device_label, "skipped_images": data.skipped})
+    report({"event": "started", "step": step, "resumed_from": step, "device": device_label, "pid": os.getpid(),
+            "skipped_images": data.skipped, "warning": warning})
     metrics = _RunningMetrics(device)
     last = {"loss_d": None, "loss_g": None, "class_accuracy": None}
     last_report = time.monotonic()
