@@ -93,7 +93,10 @@ class RunDir:
     def read_manifest(self) -> list[SplitRecord]:
         self.require()
         try:
-            table = pq.read_table(self.manifest_path)
+            # One open and one read: given a path, pyarrow may open the file again to read
+            # the row groups after the footer, and a rewrite in between (a new inode) would
+            # pair the old footer with the new file's bytes.
+            table = pq.read_table(pa.BufferReader(self.manifest_path.read_bytes()))
         except (pa.ArrowInvalid, OSError) as exc:
             raise RunDirError(f"manifest {self.manifest_path} is unreadable ({exc})") from None
         version = (table.schema.metadata or {}).get(SCHEMA_VERSION_KEY, b"?").decode()

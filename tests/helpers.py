@@ -1,5 +1,10 @@
-"""Small helpers shared by the CLI tests."""
+"""Small helpers shared by the tests."""
 from __future__ import annotations
+
+import shutil
+import sys
+import time
+from pathlib import Path
 
 from click.testing import CliRunner
 
@@ -34,3 +39,44 @@ def assert_one_line_error(result, *fragments: str) -> None:
     assert "Traceback" not in result.output
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
+
+
+def rows_of(run_dir) -> dict:
+    """{split: SplitRecord} of a run's manifest as it is on disk now ({} before the first write)."""
+    run = RunDir(run_dir)
+    return {r.split: r for r in run.read_manifest()} if run.exists() else {}
+
+
+def cli_command() -> list[str]:
+    """The installed `ensemble` script where the project is installed (as `make test` does it),
+    else the module."""
+    script = shutil.which("ensemble", path=str(Path(sys.executable).parent))
+    return [script] if script else [sys.executable, "-m", "cli"]
+
+
+def wait_for(check, timeout: float, what: str, interval: float = 0.05):
+    """Poll `check` until it returns something truthy, and return that."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def process_alive(pid: int) -> bool:
+    """True for a live process; False for a gone or zombie one (dead, not yet reaped)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+
+
+class QuietListener:
+    """A launch listener for tests that drive launch() directly."""
+
+    def launched(self, *args) -> None: ...
+    def updated(self, records) -> None: ...
+    def finished(self, record) -> None: ...

@@ -1,6 +1,9 @@
 import dataclasses
 import datetime as dt
-import threading
+import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -52,29 +55,41 @@ def test_a_failed_write_leaves_the_old_manifest_and_no_temp_file(tmp_path, monke
     assert sorted(p.name for p in tmp_path.iterdir()) == ["manifest.parquet"]
 
 
-def test_readers_never_see_a_partial_manifest_during_rewrites(tmp_path):
-    run = RunDir(tmp_path)
+READER = """
+import json, sys
+from pathlib import Path
+from manifests.run_dir import RunDir
+run, stop = RunDir(sys.argv[1]), Path(sys.argv[2])
+reads, errors = 0, []
+while not stop.exists():
+    try:
+        rows = run.read_manifest()
+        assert len(rows) == 2 and rows[1].error == "x" * rows[1].step, "rows from two versions"
+        reads += 1
+    except Exception as exc:
+        errors.append(f"{type(exc).__name__}: {exc}")
+print(json.dumps({"reads": reads, "errors": errors[:3], "error_count": len(errors)}))
+"""
+
+
+def test_readers_never_see_a_partial_manifest_during_1000_rewrites(tmp_path):
+    """A reader process loops over the manifest while the writer replaces it 1000 times with
+    files of changing size (each row's error grows with its step)."""
+    run = RunDir(tmp_path / "run")
     records = sample_records()
+    records[1].error = ""
     run.write_manifest(records)
-    errors, reads = [], 0
-    done = threading.Event()
-
-    def writer():
-        for step in range(300):
-            records[1].step = step
-            run.write_manifest(records)
-        done.set()
-
-    thread = threading.Thread(target=writer)
-    thread.start()
-    while not done.is_set():
-        try:
-            assert len(run.read_manifest()) == 2
-            reads += 1
-        except Exception as exc:  # any failure to read a whole file is a bug
-            errors.append(exc)
-    thread.join()
-    assert not errors and reads > 0
+    stop = tmp_path / "stop"
+    reader = subprocess.Popen([sys.executable, "-c", READER, str(run.root), str(stop)],
+                              stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parents[1])  # fmt: skip
+    for step in range(1, 1001):
+        records[1].step, records[1].error = step, "x" * step
+        run.write_manifest(records)
+    stop.touch()
+    result = json.loads(reader.communicate(timeout=60)[0])
+    assert result["error_count"] == 0, result["errors"]
+    assert result["reads"] > 50, result
+    assert run.read_manifest()[1].step == 1000
 
 
 def test_foreign_or_corrupt_manifests_get_a_clear_error(tmp_path):

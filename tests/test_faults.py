@@ -1,0 +1,213 @@
+"""Faults injected into real runs: killed workers, a killed coordinator, Ctrl-C, a removed
+node, a split that raises, two launches at once. Nothing finished may be redone, and nothing
+unfinished may lose more than one checkpoint interval.
+
+Each run trains long enough (STEPS at batch 8) that the fault lands mid-training, and
+checkpoints every CHECKPOINT_EVERY steps. `steps_redone < CHECKPOINT_EVERY` proves a resume
+from a checkpoint: a restart from scratch would redo every step reached (at least one
+checkpoint interval, since the fault waits for a checkpoint).
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from ensemble.coordinator import LaunchRequest, launch
+from manifests.launch_lock import LaunchLock
+from manifests.run_dir import RunDir
+from manifests.schema import Status
+from tests.helpers import (
+    QuietListener,
+    assert_one_line_error,
+    cli_command,
+    invoke,
+    process_alive,
+    rows_of,
+    wait_for,
+)
+
+STEPS = 1200
+CHECKPOINT_EVERY = 100
+LONG = ["--steps", str(STEPS), "--batch-size", "8", "--checkpoint-every", str(CHECKPOINT_EVERY)]
+
+pytestmark = pytest.mark.faults
+
+
+def mid_training(run: Path, split: int):
+    """The split's row once it has checkpointed and gone on past that, well before its last step."""
+    def check():
+        row = rows_of(run).get(split)
+        if (row and row.status == Status.RUNNING and row.pid and (row.checkpoint_step or 0) >= CHECKPOINT_EVERY
+                and row.step > row.checkpoint_step):  # fmt: skip
+            assert row.step < STEPS - 2 * CHECKPOINT_EVERY, "too late to inject a fault mid-training"
+            return row
+        return None
+
+    return wait_for(check, timeout=120, what=f"split {split} to checkpoint")
+
+
+def assert_resumed(row, attempts: int) -> None:
+    assert (row.status, row.step, row.attempt) == (Status.SUCCEEDED, STEPS, attempts), row
+    assert 0 <= row.steps_redone < CHECKPOINT_EVERY, row.steps_redone
+
+
+@pytest.mark.usefixtures("ray_cluster")
+def test_a_killed_worker_is_retried_and_resumes_from_its_checkpoint(tmp_path):
+    run = tmp_path / "run"
+    request = LaunchRequest(run_dir=run, splits=100, only=(41,), steps=STEPS, batch_size=8,
+                            checkpoint_every=CHECKPOINT_EVERY, gpus_per_split=0)  # fmt: skip
+    outcome = {}
+    coordinator = threading.Thread(target=lambda: outcome.update(summary=launch(request, QuietListener())))
+    coordinator.start()
+    victim = mid_training(run, 41)
+    os.kill(victim.pid, signal.SIGKILL)
+    coordinator.join(timeout=300)
+
+    row = rows_of(run)[41]
+    assert outcome["summary"].counts["succeeded"] == 1
+    assert_resumed(row, attempts=2)
+    assert row.pid != victim.pid and row.error is None
+    print(f"\nworker SIGKILL at step >= {victim.step}: attempts 2, steps redone {row.steps_redone}")
+
+
+def start_launch(run: Path, only: str) -> subprocess.Popen:
+    """`ensemble launch` as a user runs it: its own process (group) and private Ray cluster."""
+    return subprocess.Popen([*cli_command(), "launch", "--splits", "100", "--only", only, "--run", str(run), *LONG],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)  # fmt: skip
+
+
+def stop_group(process: subprocess.Popen) -> None:
+    """Ray leaves two agents behind when its driver is SIGKILLed; take the whole group down."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait(timeout=30)
+
+
+@pytest.mark.usefixtures("ray_cluster")
+def test_a_killed_coordinator_loses_nothing_and_the_next_launch_resumes(tmp_path):
+    run = tmp_path / "run"
+    coordinator = start_launch(run, "0-3")
+    try:
+        first = wait_for(lambda: next((r for r in rows_of(run).values() if r.status == Status.SUCCEEDED), None),
+                         timeout=180, what="a split to succeed")  # fmt: skip
+        victim = mid_training(run, 2)
+
+        # While it runs: a second launch is refused, and status names the live launch.
+        assert_one_line_error(invoke("launch", "--run", run), "another `ensemble launch`",
+                              f"pid {coordinator.pid}", "wait for it to end")  # fmt: skip
+        live = json.loads(invoke("status", "--run", run, "--json").output)
+        assert live["launch"]["pid"] == coordinator.pid and live["counts"]["running"] >= 1
+
+        coordinator.send_signal(signal.SIGKILL)
+        coordinator.wait(timeout=30)
+        workers = [r.pid for r in rows_of(run).values() if r.status == Status.RUNNING]
+        wait_for(lambda: not any(map(process_alive, workers)) or None, timeout=60, what="orphan workers to exit")
+    finally:
+        stop_group(coordinator)
+
+    before = rows_of(run)
+    # Between the two launches the manifest still says `running` (its writer died), but
+    # no launch holds the lock, so status shows those splits as interrupted.
+    between = json.loads(invoke("status", "--run", run, "--json").output)
+    assert between["launch"] is None and between["counts"]["running"] == 0
+    interrupted = [s["split"] for s in between["splits"] if s["status"] == Status.INTERRUPTED]
+    assert victim.split in interrupted
+    assert all(before[s].status == Status.RUNNING for s in interrupted)
+
+    relaunch = invoke("launch", "--run", run, "--gpus-per-split", "0")
+    assert relaunch.exit_code == 0, relaunch.output
+    after = rows_of(run)
+    assert after[first.split] == before[first.split]  # not retrained, not rewritten
+    for split in interrupted:
+        assert_resumed(after[split], attempts=2)
+    assert all(after[s].status == Status.SUCCEEDED for s in range(4))
+    print(f"\ncoordinator SIGKILL: {len(interrupted)} split(s) resumed, steps redone "
+          f"{[after[s].steps_redone for s in interrupted]}, succeeded splits retrained: 0")  # fmt: skip
+
+
+@pytest.mark.usefixtures("ray_cluster")
+def test_ctrl_c_stops_the_jobs_writes_the_manifest_and_the_next_launch_resumes(tmp_path):
+    run = tmp_path / "run"
+    coordinator = start_launch(run, "5,6")
+    try:
+        victim = mid_training(run, 5)
+        os.killpg(coordinator.pid, signal.SIGINT)  # what a terminal sends on Ctrl-C: the whole group
+        _, stderr = coordinator.communicate(timeout=60)
+    finally:
+        stop_group(coordinator)
+    assert coordinator.returncode == 130, stderr
+    last = [line for line in stderr.splitlines() if line.strip()][-1]
+    assert last.startswith("Error: interrupted") and "ensemble launch --run" in last and "Traceback" not in stderr
+    stopped = rows_of(run)
+    assert stopped[5].status == Status.INTERRUPTED and not process_alive(victim.pid)
+
+    relaunch = invoke("launch", "--run", run, "--gpus-per-split", "0")
+    assert relaunch.exit_code == 0, relaunch.output
+    assert_resumed(rows_of(run)[5], attempts=2)
+    print(f"\nCtrl-C at step >= {victim.step}: steps redone {rows_of(run)[5].steps_redone}")
+
+
+def test_a_removed_node_s_splits_finish_on_the_remaining_nodes(tmp_path):
+    """A three-node cluster on this machine (its own Ray, so in a subprocess)."""
+    script = Path(__file__).with_name("scenarios") / "remove_node.py"
+    out = subprocess.run([sys.executable, str(script), str(tmp_path / "run"), str(STEPS), str(CHECKPOINT_EVERY)],
+                         capture_output=True, text=True, timeout=400, cwd=Path(__file__).parents[1])  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    rows = rows_of(tmp_path / "run")
+    assert all(rows[s].status == Status.SUCCEEDED and rows[s].step == STEPS for s in range(4)), rows
+    victim = rows[result["victim_split"]]
+    assert_resumed(victim, attempts=2)
+    assert victim.pid != result["victim_pid"]
+    print(f"\nnode removed under split {victim.split}: steps redone {victim.steps_redone}")
+
+
+@pytest.mark.usefixtures("ray_cluster")
+def test_a_split_that_raises_fails_once_while_the_others_finish_and_a_later_launch_retries(tmp_path, image_folder):
+    class_2 = sorted((image_folder / "class_2").iterdir())
+    originals = {f: f.read_bytes() for f in class_2}
+    for f in class_2:
+        f.write_bytes(b"not an image")  # passes the launch-time layout check, fails to decode
+    run = tmp_path / "run"
+    quick = ["--steps", "12", "--batch-size", "8", "--checkpoint-every", "6", "--gpus-per-split", "0"]
+    result = invoke("launch", "--data", image_folder, "--splits", "2", "--run", run, *quick)
+    assert result.exit_code == 1
+    assert "split 1 failed" in result.output and "1 succeeded, 1 failed" in result.output
+    rows = rows_of(run)
+    assert rows[0].status == Status.SUCCEEDED
+    assert (rows[1].status, rows[1].attempt) == (Status.FAILED, 1)  # an error repeats: not retried in-launch
+    assert "DatasetError: no readable images" in rows[1].error
+
+    for f, data in originals.items():
+        f.write_bytes(data)
+    retried = invoke("launch", "--run", run, "--gpus-per-split", "0")
+    assert retried.exit_code == 0, retried.output
+    again = rows_of(run)
+    assert (again[1].status, again[1].attempt, again[1].error) == (Status.SUCCEEDED, 2, None)
+    assert again[0] == rows[0]
+
+
+def test_a_second_launch_on_a_run_is_refused(tmp_path):
+    run = tmp_path / "run"
+    from tests.helpers import planned_run
+
+    planned_run(run)
+    (run / "run.json").write_text(json.dumps({"version": 1, "data": "builtin", "splits": 100, "num_classes": 1000,
+                                              "steps": 10, "batch_size": 8, "seed": 0, "checkpoint_every": 5}))
+    before = RunDir(run).manifest_path.read_bytes()
+    with LaunchLock(run):  # held as a running coordinator holds it
+        assert_one_line_error(invoke("launch", "--run", run), "another `ensemble launch`", f"pid {os.getpid()}")
+        status = invoke("status", "--run", run, "--summary")
+        assert f"launch running (pid {os.getpid()}" in status.output
+    assert RunDir(run).manifest_path.read_bytes() == before
+    assert "launch running" not in invoke("status", "--run", run, "--summary").output
