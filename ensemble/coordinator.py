@@ -120,7 +120,7 @@ def _apply_progress(record: SplitRecord, drained: Drained, run: RunDir) -> None:
         record.error = None
         record.warning = fields.get("warning")
     for name in ("step", "loss_d", "loss_g", "class_accuracy", "node", "pid", "device", "train_seconds",
-                 "checkpoint_step", "skipped_images"):  # fmt: skip
+                 "checkpoint_step", "resumed_from", "skipped_images"):  # fmt: skip
         if fields.get(name) is not None:
             setattr(record, name, fields[name])
     if fields.get("checkpoint"):
@@ -137,6 +137,7 @@ def _apply_result(record: SplitRecord, result, run: RunDir) -> None:
     record.checkpoint_step = result.step
     record.device = result.device
     record.train_seconds = result.train_seconds
+    record.skipped_images = result.skipped_images
     record.updated_at = record.finished_at = now
     record.error = None
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 SCHEMA_VERSION = "2"
-ADDED_IN_VERSION_2 = ("pid", "steps_redone", "skipped_images", "warning")
+ADDED_IN_VERSION_2 = ("pid", "resumed_from", "steps_redone", "skipped_images", "warning")
 """Columns a version-1 manifest lacks; its rows read with those fields at their defaults."""
 SCHEMA_VERSION_KEY = b"acgan_ensemble.schema_version"
 
@@ -55,6 +55,7 @@ MANIFEST_SCHEMA = pa.schema(
         pa.field("started_at", _TIMESTAMP),
         pa.field("updated_at", _TIMESTAMP),
         pa.field("finished_at", _TIMESTAMP),
+        pa.field("resumed_from", pa.int64()),
         pa.field("steps_redone", pa.int64(), nullable=False),
         pa.field("skipped_images", pa.int64()),
         pa.field("error", pa.string()),
@@ -93,8 +94,11 @@ class SplitRecord:
     started_at: dt.datetime | None = None
     updated_at: dt.datetime | None = None
     finished_at: dt.datetime | None = None
+    resumed_from: int | None = None
+    """The checkpoint step the latest attempt started from (0: from scratch)."""
     steps_redone: int = 0
-    """Steps trained twice because an attempt died after its last checkpoint (as last reported)."""
+    """Steps trained twice because an attempt died after its last checkpoint, counted from
+    progress reports (one a second), so up to a second of training may go uncounted."""
     skipped_images: int | None = None
     """Unreadable images left out of this split's data."""
     error: str | None = None

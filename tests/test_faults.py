@@ -15,9 +15,11 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from ensemble.coordinator import LaunchRequest, launch
 from manifests.launch_lock import LaunchLock
@@ -41,20 +43,30 @@ pytestmark = pytest.mark.faults
 
 
 def mid_training(run: Path, split: int):
-    """The split's row once it has checkpointed and gone on past that, well before its last step."""
+    """The split's row once it has checkpointed, well before its last step. Returns a moment
+    later, so that a fault injected then lands between two checkpoints."""
     def check():
         row = rows_of(run).get(split)
-        if (row and row.status == Status.RUNNING and row.pid and (row.checkpoint_step or 0) >= CHECKPOINT_EVERY
-                and row.step > row.checkpoint_step):  # fmt: skip
-            assert row.step < STEPS - 2 * CHECKPOINT_EVERY, "too late to inject a fault mid-training"
+        if row and row.status == Status.RUNNING and row.pid and (row.checkpoint_step or 0) >= CHECKPOINT_EVERY:
+            assert row.step < STEPS - 3 * CHECKPOINT_EVERY, "too late to inject a fault mid-training"
             return row
         return None
 
-    return wait_for(check, timeout=120, what=f"split {split} to checkpoint")
+    row = wait_for(check, timeout=120, what=f"split {split} to checkpoint")
+    time.sleep(0.3)
+    return row
 
 
-def assert_resumed(row, attempts: int) -> None:
+def checkpoint_on_disk(run: Path, split: int) -> int:
+    """The step of the split's newest training state on disk (read once its worker is dead)."""
+    return int(torch.load(RunDir(run).split_dir(split) / "state.pt", weights_only=True)["step"])
+
+
+def assert_resumed(row, attempts: int, from_step: int) -> None:
+    """Succeeded, after `attempts` attempts, the last of them resumed from the newest checkpoint
+    there was when the fault struck: at most one checkpoint interval of work redone."""
     assert (row.status, row.step, row.attempt) == (Status.SUCCEEDED, STEPS, attempts), row
+    assert row.resumed_from == from_step >= CHECKPOINT_EVERY, (row.resumed_from, from_step)
     assert 0 <= row.steps_redone < CHECKPOINT_EVERY, row.steps_redone
 
 
@@ -68,13 +80,15 @@ def test_a_killed_worker_is_retried_and_resumes_from_its_checkpoint(tmp_path):
     coordinator.start()
     victim = mid_training(run, 41)
     os.kill(victim.pid, signal.SIGKILL)
+    wait_for(lambda: not process_alive(victim.pid), timeout=10, what="the worker to die")
+    newest = checkpoint_on_disk(run, 41)  # the retry needs seconds to start and 100 steps to checkpoint
     coordinator.join(timeout=300)
 
     row = rows_of(run)[41]
     assert outcome["summary"].counts["succeeded"] == 1
-    assert_resumed(row, attempts=2)
+    assert_resumed(row, attempts=2, from_step=newest)
     assert row.pid != victim.pid and row.error is None
-    print(f"\nworker SIGKILL at step >= {victim.step}: attempts 2, steps redone {row.steps_redone}")
+    print(f"\nworker SIGKILL: resumed from step {newest}, steps redone {row.steps_redone}")
 
 
 def start_launch(run: Path, only: str) -> subprocess.Popen:
@@ -116,6 +130,7 @@ def test_a_killed_coordinator_loses_nothing_and_the_next_launch_resumes(tmp_path
         stop_group(coordinator)
 
     before = rows_of(run)
+    newest = {s: checkpoint_on_disk(run, s) for s, r in before.items() if r.status == Status.RUNNING}
     # Between the two launches the manifest still says `running` (its writer died), but
     # no launch holds the lock, so status shows those splits as interrupted.
     between = json.loads(invoke("status", "--run", run, "--json").output)
@@ -124,12 +139,12 @@ def test_a_killed_coordinator_loses_nothing_and_the_next_launch_resumes(tmp_path
     assert victim.split in interrupted
     assert all(before[s].status == Status.RUNNING for s in interrupted)
 
-    relaunch = invoke("launch", "--run", run, "--gpus-per-split", "0")
+    relaunch = invoke("launch", "--run", run, "--only", "0-3", "--gpus-per-split", "0")
     assert relaunch.exit_code == 0, relaunch.output
     after = rows_of(run)
     assert after[first.split] == before[first.split]  # not retrained, not rewritten
     for split in interrupted:
-        assert_resumed(after[split], attempts=2)
+        assert_resumed(after[split], attempts=2, from_step=newest[split])
     assert all(after[s].status == Status.SUCCEEDED for s in range(4))
     print(f"\ncoordinator SIGKILL: {len(interrupted)} split(s) resumed, steps redone "
           f"{[after[s].steps_redone for s in interrupted]}, succeeded splits retrained: 0")  # fmt: skip
@@ -150,10 +165,11 @@ def test_ctrl_c_stops_the_jobs_writes_the_manifest_and_the_next_launch_resumes(t
     assert last.startswith("Error: interrupted") and "ensemble launch --run" in last and "Traceback" not in stderr
     stopped = rows_of(run)
     assert stopped[5].status == Status.INTERRUPTED and not process_alive(victim.pid)
+    newest = checkpoint_on_disk(run, 5)
 
-    relaunch = invoke("launch", "--run", run, "--gpus-per-split", "0")
+    relaunch = invoke("launch", "--run", run, "--only", "5,6", "--gpus-per-split", "0")
     assert relaunch.exit_code == 0, relaunch.output
-    assert_resumed(rows_of(run)[5], attempts=2)
+    assert_resumed(rows_of(run)[5], attempts=2, from_step=newest)
     print(f"\nCtrl-C at step >= {victim.step}: steps redone {rows_of(run)[5].steps_redone}")
 
 
@@ -167,7 +183,7 @@ def test_a_removed_node_s_splits_finish_on_the_remaining_nodes(tmp_path):
     rows = rows_of(tmp_path / "run")
     assert all(rows[s].status == Status.SUCCEEDED and rows[s].step == STEPS for s in range(4)), rows
     victim = rows[result["victim_split"]]
-    assert_resumed(victim, attempts=2)
+    assert_resumed(victim, attempts=2, from_step=result["newest_checkpoint"])
     assert victim.pid != result["victim_pid"]
     print(f"\nnode removed under split {victim.split}: steps redone {victim.steps_redone}")
 

@@ -155,6 +155,9 @@ def train_split(job: TrainJob, report: Report | None = None, device: torch.devic
         step, past_seconds = int(state["step"]), float(state["train_seconds"])
     resumed_from = step
 
+    # Reported before the data loads, so that an attempt that fails there still counts.
+    report({"event": "started", "step": step, "resumed_from": step, "device": device_label, "pid": os.getpid(),
+            "warning": warning})
     data = open_dataset(job.data).load_classes(job.classes, config.image_size)
     images = data.images.to(device)  # uint8 stays compact; each batch is scaled on the fly
     labels = data.labels.to(device)
@@ -183,8 +186,6 @@ def train_split(job: TrainJob, report: Report | None = None, device: torch.devic
                              classes=list(job.classes), class_names=list(job.class_names))  # fmt: skip
         return str(save_generator(split_dir, averaged.model if averaged else generator, info))
 
-    report({"event": "started", "step": step, "resumed_from": step, "device": device_label, "pid": os.getpid(),
-            "skipped_images": data.skipped, "warning": warning})
     metrics = _RunningMetrics(device)
     last = {"loss_d": None, "loss_g": None, "class_accuracy": None}
     last_report = time.monotonic()
@@ -237,7 +238,8 @@ def train_split(job: TrainJob, report: Report | None = None, device: torch.devic
                     f"split {job.split}: non-finite loss at step {step} "
                     f"(loss_d={last['loss_d']}, loss_g={last['loss_g']})"
                 )
-            event = {"event": "progress", "step": step, "train_seconds": elapsed(), **last}
+            event = {"event": "progress", "step": step, "train_seconds": elapsed(), "skipped_images": data.skipped,
+                     **last}  # fmt: skip
             if due_checkpoint:
                 generator_path = checkpoint()
                 event.update(checkpoint=generator_path, checkpoint_step=step)

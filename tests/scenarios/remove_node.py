@@ -6,7 +6,7 @@ machine (ray.cluster_utils.Cluster). Once a split has checkpointed, the node run
 removed without warning; the launch must finish every split on the remaining node.
 
     python tests/scenarios/remove_node.py RUN_DIR STEPS CHECKPOINT_EVERY
-Prints one JSON line: {"victim_split": ..., "victim_pid": ...}.
+Prints one JSON line: {"victim_split": ..., "victim_pid": ..., "newest_checkpoint": ...}.
 """
 from __future__ import annotations
 
@@ -14,11 +14,13 @@ import json
 import logging
 import sys
 import threading
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the project root, when run as a script
 
 import ray
+import torch
 from ray.cluster_utils import Cluster
 
 from ensemble.coordinator import LaunchRequest, launch
@@ -55,14 +57,16 @@ def main(run: Path, steps: int, checkpoint_every: int) -> None:
                          and (r.checkpoint_step or 0) >= checkpoint_every), None)  # fmt: skip
 
         victim = wait_for(checkpointed_row, timeout=120, what="a split to checkpoint")
+        time.sleep(0.3)  # strike between two checkpoints
         # A worker process is a child of its node's raylet: that tells which node runs it.
         raylets = {node.all_processes["raylet"][0].process.pid: node for node in workers}
         node = raylets[parent_pid(victim.pid)]
         cluster.remove_node(node, allow_graceful=False)
+        state = torch.load(Path(run) / "splits" / f"{victim.split:03d}" / "state.pt", weights_only=True)
         coordinator.join(timeout=300)
         if errors:
             raise errors[0]
-        print(json.dumps({"victim_split": victim.split, "victim_pid": victim.pid}))
+        print(json.dumps({"victim_split": victim.split, "victim_pid": victim.pid, "newest_checkpoint": state["step"]}))
     finally:
         ray.shutdown()
         cluster.shutdown()
