@@ -81,10 +81,19 @@ def _train_split_task(job: TrainJob, board, cpus: float):
     gpu_ids = ray.get_gpu_ids()
     device = pick_device(prefer_cuda=bool(gpu_ids))
 
-    def report(event: dict) -> None:
-        board.report.remote(job.split, {**event, "node": node})
+    last_report = []
 
-    return train_split(job, report=report, device=device, device_label=describe_device(device, gpu_ids))
+    def report(event: dict) -> None:
+        last_report[:] = [board.report.remote(job.split, {**event, "node": node})]
+
+    try:
+        return train_split(job, report=report, device=device, device_label=describe_device(device, gpu_ids))
+    finally:
+        # An actor runs one caller's calls in order: once the last report is in, all are.
+        # Without this the task's result could reach the coordinator before its reports,
+        # which would then be lost (the coordinator stops draining when no task is left).
+        if last_report:
+            ray.get(last_report[0])
 
 
 def _prepare(request: LaunchRequest, run: RunDir) -> tuple[RunSpec, list[SplitRecord], bool]:
