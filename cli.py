@@ -18,7 +18,7 @@ STATUS_STYLES = {"pending": "dim", "running": "cyan", "succeeded": "green", "fai
 RUN_OPTION = click.option(
     "--run",
     "run_dir",
-    type=click.Path(path_type=Path, file_okay=False),
+    type=click.Path(path_type=Path),
     default="ensemble-run",
     show_default=True,
     envvar="ENSEMBLE_RUN",
@@ -42,7 +42,31 @@ def user_errors():
         raise
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class OneLineErrors(click.Group):
+    """Usage errors (a bad option value, a missing option) in one line, like every other error,
+    naming the help to read instead of printing the usage block."""
+
+    def _one_line(self, error: click.UsageError) -> click.UsageError:
+        if error.ctx is not None:
+            hint = f"(see `{error.ctx.command_path} --help`)"
+            error.message = f"{error.message.strip()} {hint}".strip()
+            error.ctx = None
+        return error
+
+    def make_context(self, *args, **kwargs):
+        try:
+            return super().make_context(*args, **kwargs)
+        except click.UsageError as error:
+            raise self._one_line(error) from None
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as error:
+            raise self._one_line(error) from None
+
+
+@click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="acgan-ensemble")
 def main() -> None:
     """Train an ensemble of class-split AC-GANs on Ray, track it, sample it by label.

@@ -59,10 +59,15 @@ def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
     """Fail in seconds on an address nothing listens at; Ray itself retries for minutes."""
     import socket
 
-    target = address.split("://", 1)[-1]
+    if address == "auto":
+        return  # Ray finds the cluster this machine belongs to
+    scheme, _, target = address.rpartition("://")
     host, _, port = target.rpartition(":")
-    if address == "auto" or not host or not port.isdigit():
-        return  # "auto" and other forms Ray resolves itself
+    if scheme not in ("", "ray") or not host or not port.isdigit():
+        raise EnsembleError(
+            f"--address {address!r} is not a Ray address; use HOST:PORT (the head's GCS port, 6379 by "
+            f"default), ray://HOST:10001, or auto"
+        )
     try:
         socket.create_connection((host, int(port)), timeout=timeout_s).close()
     except OSError as exc:
@@ -85,8 +90,7 @@ def choose_gpus_per_split(cluster: Cluster, requested: float | None) -> float:
     """1 GPU per split on a GPU cluster, 0 on a CPU-only one, unless the user asked."""
     if requested is None:
         return 1.0 if cluster.num_gpus > 0 else 0.0
-    if requested < 0:
-        raise EnsembleError(f"--gpus-per-split must be 0 or more, got {requested}")
+    check_requested_resources(1.0, requested)
     if requested > 0 and cluster.num_gpus == 0:
         # Ray would queue such tasks forever without a word.
         raise EnsembleError(
@@ -101,9 +105,16 @@ def choose_gpus_per_split(cluster: Cluster, requested: float | None) -> float:
     return requested
 
 
+def check_requested_resources(cpus_per_split: float, gpus_per_split: float | None) -> None:
+    """The checks that need no cluster, done before one starts."""
+    if cpus_per_split <= 0:
+        raise EnsembleError(f"--cpus-per-split must be more than 0, got {cpus_per_split:g}")
+    if gpus_per_split is not None and gpus_per_split < 0:
+        raise EnsembleError(f"--gpus-per-split must be 0 or more, got {gpus_per_split:g}")
+
+
 def check_cpus_per_split(cluster: Cluster, requested: float) -> None:
-    if requested <= 0:
-        raise EnsembleError(f"--cpus-per-split must be more than 0, got {requested:g}")
+    check_requested_resources(requested, None)
     if requested > cluster.largest_node_cpus:
         raise EnsembleError(
             f"--cpus-per-split {requested:g} is more than any node has (at most {cluster.largest_node_cpus:g})"

@@ -18,7 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from ensemble.cluster import Cluster, check_cpus_per_split, choose_gpus_per_split, connect
+from ensemble.cluster import (
+    Cluster,
+    check_cpus_per_split,
+    check_requested_resources,
+    choose_gpus_per_split,
+    connect,
+)
 from ensemble.errors import EnsembleError, Interrupted
 from ensemble.planning import plan_splits
 from ensemble.run_spec import RunSpec, check_positive, check_relaunch, new_spec
@@ -105,7 +111,8 @@ def _prepare(request: LaunchRequest, run: RunDir) -> tuple[RunSpec, list[SplitRe
         spec = RunSpec.from_dict(run.read_spec())
         check_relaunch(spec, str(run.root), **given)
         return spec, run.read_manifest(), False
-    if run.root.exists() and (not run.root.is_dir() or any(run.root.iterdir())):
+    run.check_writable()
+    if run.root.exists() and any(run.root.iterdir()):
         raise EnsembleError(f"{run.root} exists and is not an ensemble run; pass a new or empty --run DIR")
     dataset = open_dataset(request.data or "builtin")
     spec = new_spec(num_classes=len(dataset.class_names), **given)
@@ -199,9 +206,11 @@ def launch(request: LaunchRequest, listener: LaunchListener) -> LaunchSummary:
     todo = _select(records, request.only)
     if not todo:
         return LaunchSummary(run.root, count_by_status(records), 0, time.monotonic() - start)
+    check_requested_resources(request.cpus_per_split, request.gpus_per_split)
     holder = live_launch(run.root)
     if holder is not None:  # the common case, refused before a cluster starts
         raise LaunchLockedError(refusal(run.root, holder))
+    run.check_writable()
     _check_resumable(run, todo)
 
     import ray

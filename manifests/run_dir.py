@@ -65,6 +65,8 @@ class RunDir:
 
     def require(self) -> None:
         """Raise a RunDirError that says what to do when this is not a launched run."""
+        if self.root.exists() and not self.root.is_dir():
+            raise RunDirError(f"--run {self.root} is a file, not a run directory; pass the folder a launch used")
         if not self.root.exists():
             raise RunDirError(
                 f"run directory {self.root} does not exist; start one with "
@@ -75,6 +77,23 @@ class RunDir:
                 f"{self.root} holds no {MANIFEST_NAME}: it is not an ensemble run; "
                 f"pass the --run DIR that `ensemble launch` used"
             )
+
+    def check_writable(self) -> None:
+        """Fail before any work starts when the run cannot be written, leaving nothing behind."""
+        if self.root.exists() and not self.root.is_dir():
+            raise RunDirError(f"--run {self.root} is a file; pass a folder for the run")
+        existing = self.root.absolute()
+        while not existing.exists():
+            existing = existing.parent
+        if not existing.is_dir():
+            raise RunDirError(f"cannot create run directory {self.root}: {existing} is a file")
+        try:
+            tempfile.TemporaryFile(dir=existing).close()  # created and removed: nothing stays
+        except OSError as exc:
+            raise RunDirError(
+                f"cannot write the run {self.root} into {existing} ({exc.strerror or exc}); "
+                f"pass a --run DIR you can write to"
+            ) from None
 
     # -- spec ---------------------------------------------------------------------------
     def read_spec(self) -> dict:
@@ -98,7 +117,11 @@ class RunDir:
             # pair the old footer with the new file's bytes.
             table = pq.read_table(pa.BufferReader(self.manifest_path.read_bytes()))
         except (pa.ArrowInvalid, OSError) as exc:
-            raise RunDirError(f"manifest {self.manifest_path} is unreadable ({exc})") from None
+            first_line = (str(exc).strip().splitlines() or [""])[0]
+            raise RunDirError(
+                f"manifest {self.manifest_path} is unreadable ({first_line}); restore it from a backup "
+                f"(the checkpoints under {self.root / 'splits'} are untouched)"
+            ) from None
         version = (table.schema.metadata or {}).get(SCHEMA_VERSION_KEY, b"?").decode()
         expected = columns_of_version(version)
         if table.schema.names != expected or any(

@@ -16,7 +16,7 @@ from workers.datasets.builtin import CLASS_NAMES
 
 
 def invoke(*args: str):
-    return CliRunner().invoke(cli.main, [str(a) for a in args])
+    return CliRunner().invoke(cli.main, [str(a) for a in args], prog_name="ensemble")
 
 
 def records_for(plan: list[list[int]], total_steps: int = 10) -> list[SplitRecord]:

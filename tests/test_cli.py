@@ -50,47 +50,6 @@ def test_status_table_json_and_summary(tmp_path):
     assert summary.output.strip() == "100 splits: 100 pending; 0% of steps done"
 
 
-BAD_INPUTS = [
-    (["status", "--run", "{tmp}/nowhere"], ["does not exist", "ensemble launch"]),
-    (["status", "--run", "{tmp}"], ["not an ensemble run"]),
-    (["sample", "--label", "417", "--run", "{tmp}/nowhere"], ["does not exist"]),
-    (["sample", "--label", "1000", "--run", "{run}"], ["out of range", "0-999"]),
-    (["sample", "--label", "-4", "--run", "{run}"], ["out of range"]),
-    (["sample", "--label", "balloon", "--run", "{run}"], ["no class is named 'balloon'"]),
-    (["sample", "--label", "417", "--run", "{run}"], ["split 41", "no checkpoint yet", "ensemble launch"]),
-    (["sample", "--label", "417", "--n", "0", "--run", "{run}"], ["--n must be between 1 and"]),
-    (["sample", "--label", "417", "--n", "100000000", "--run", "{run}"], ["--n must be between 1 and"]),
-    (["sample", "--label", "417", "--scale", "0", "--run", "{run}"], ["--scale"]),
-    (["launch", "--splits", "7", "--run", "{tmp}/new"], ["does not divide 1000", "try one of"]),
-    (["launch", "--splits", "0", "--run", "{tmp}/new"], ["--splits must be at least 1"]),
-    (["launch", "--splits", "2000", "--run", "{tmp}/new"], ["between 1 and 1000"]),
-    (["launch", "--steps", "0", "--run", "{tmp}/new"], ["--steps must be at least 1"]),
-    (["launch", "--batch-size", "-1", "--run", "{tmp}/new"], ["--batch-size must be at least 1"]),
-    (["launch", "--data", "{tmp}/no-such-folder", "--run", "{tmp}/new"], ["does not exist"]),
-    (["launch", "--data", "{empty}", "--run", "{tmp}/new"], ["no class subfolders"]),
-    (["launch", "--run", "{run}", "--splits", "50"], ["launched with --splits 100, not 50", "new --run"]),
-    (["launch", "--run", "{run}", "--steps", "99"], ["launched with --steps 10, not 99"]),
-    (["launch", "--run", "{run}", "--only", "100"], ["--only names split(s) [100]"]),
-    (["launch", "--run", "{clutter}"], ["exists and is not an ensemble run"]),
-]
-
-
-@pytest.mark.parametrize("args,fragments", BAD_INPUTS, ids=[" ".join(a[:3]) for a, _ in BAD_INPUTS])
-def test_bad_input_gets_one_line_and_leaves_the_run_alone(tmp_path, args, fragments):
-    run = planned_run(tmp_path / "run")
-    run.write_spec({"version": 1, "data": "builtin", "splits": 100, "num_classes": 1000, "steps": 10,
-                    "batch_size": 8, "seed": 0, "checkpoint_every": 5})  # fmt: skip
-    (tmp_path / "empty").mkdir()
-    (tmp_path / "clutter").mkdir()
-    (tmp_path / "clutter" / "thesis.tex").write_text("precious")
-    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
-    places = {"tmp": tmp_path, "run": tmp_path / "run", "empty": tmp_path / "empty", "clutter": tmp_path / "clutter"}
-    result = invoke(*[a.format(**places) for a in args])
-    assert_one_line_error(result, *fragments)
-    after = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
-    assert after == before
-
-
 def cluster(gpus: float, largest: float) -> Cluster:
     return Cluster(address="x", started_here=False, num_cpus=8, num_gpus=gpus,
                    largest_node_cpus=8, largest_node_gpus=largest)  # fmt: skip

@@ -227,3 +227,30 @@ def test_a_second_launch_on_a_run_is_refused(tmp_path):
         assert f"launch running (pid {os.getpid()}" in status.output
     assert RunDir(run).manifest_path.read_bytes() == before
     assert "launch running" not in invoke("status", "--run", run, "--summary").output
+
+
+@pytest.mark.usefixtures("ray_cluster")
+def test_a_corrupt_checkpoint_falls_back_to_the_previous_one_and_the_manifest_says_so(tmp_path):
+    import dataclasses
+
+    from ensemble.coordinator import _job
+    from ensemble.run_spec import RunSpec
+    from workers.train import train_split
+
+    run = tmp_path / "run"
+    quick = ["--steps", "12", "--batch-size", "8", "--checkpoint-every", "4", "--gpus-per-split", "0"]
+    assert invoke("launch", "--splits", "100", "--only", "41", "--run", run, *quick).exit_code == 0
+    # Split 43 as an interrupted attempt leaves it: checkpoints at steps 4 and 8.
+    spec = RunSpec.from_dict(json.loads((run / "run.json").read_text()))
+    job = dataclasses.replace(_job(spec, rows_of(run)[43], RunDir(run)), steps=8)
+    torch.set_num_threads(1)
+    train_split(job, device=torch.device("cpu"))
+    state = RunDir(run).split_dir(43) / "state.pt"
+    state.write_bytes(state.read_bytes()[:3000])
+
+    result = invoke("launch", "--run", run, "--only", "43", "--gpus-per-split", "0")
+    assert result.exit_code == 0, result.output
+    row = rows_of(run)[43]
+    assert (row.status, row.step, row.resumed_from) == (Status.SUCCEEDED, 12, 4)
+    assert "state.pt is unreadable" in row.warning and "resumed from state.prev.pt at step 4" in row.warning
+    assert "resumed from state.prev.pt" in invoke("status", "--run", run).output

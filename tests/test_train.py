@@ -68,6 +68,51 @@ def test_resume_is_exact(tmp_path):
     assert resumed.loss_d == pytest.approx(straight.loss_d)
 
 
+def test_a_corrupt_state_falls_back_to_the_previous_one_and_resumes_exactly(tmp_path):
+    straight = train_on_cpu(make_job(tmp_path / "a", 30))
+    train_on_cpu(make_job(tmp_path / "b", 20))  # checkpoints at 10 (state.prev.pt) and 20 (state.pt)
+    split_dir = tmp_path / "b" / "splits" / "041"
+    state = split_dir / "state.pt"
+    state.write_bytes(state.read_bytes()[:5000])  # a torn write, a bad disk block
+    events = []
+    resumed = train_on_cpu(make_job(tmp_path / "b", 30), report=events.append)
+    assert resumed.resumed_from_step == 10 and resumed.step == 30
+    warning = events[0]["warning"]
+    assert "state.pt is unreadable" in warning and "resumed from state.prev.pt at step 10" in warning
+    assert (split_dir / "state.bad.pt").is_file()  # kept for inspection, out of the rotation
+    a = load_file(tmp_path / "a" / "splits" / "041" / "generator.safetensors")
+    b = load_file(split_dir / "generator.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)  # the fallback is an exact resume too
+
+
+def test_a_kill_between_the_two_renames_resumes_from_the_previous_state(tmp_path):
+    train_on_cpu(make_job(tmp_path, 20))
+    split_dir = tmp_path / "splits" / "041"
+    (split_dir / "state.pt").unlink()  # what a kill after `state.pt -> state.prev.pt` leaves
+    events = []
+    assert train_on_cpu(make_job(tmp_path, 30), report=events.append).resumed_from_step == 10
+    assert events[0]["warning"] is None
+
+
+class RunsCode:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_loading_a_state_never_runs_pickled_code(tmp_path):
+    split_dir = tmp_path / "splits" / "041"
+    split_dir.mkdir(parents=True)
+    torch.save({"step": 5, "generator": RunsCode(tmp_path / "pwned")}, split_dir / "state.pt")
+    with pytest.raises(CheckpointError, match=r"holds a pickled reference to posix.system, which is never run"):
+        train_on_cpu(make_job(tmp_path, 10))
+    assert not (tmp_path / "pwned").exists()
+
+
 def test_a_finished_split_resumed_trains_no_further(tmp_path):
     train_on_cpu(make_job(tmp_path, 10))
     events = []

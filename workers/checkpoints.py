@@ -109,7 +109,7 @@ def load_training_state(split_dir: Path, mmap: bool = False) -> LoadedState | No
         except CheckpointError as exc:
             problems.append(str(exc))
             continue
-        warning = f"{problems[0]}; resumed from {name} at step {state['step']}" if problems else None
+        warning = f"resumed from {name} at step {state['step']}: {problems[0]}" if problems else None
         return LoadedState(state, path, warning)
     if problems:
         raise CheckpointError(

@@ -1,0 +1,222 @@
+"""Bad input, across the CLI, data folders, the manifest and checkpoints.
+
+Each case must get a one-line error that names the problem (the fragments below), a
+non-zero exit code, no traceback, and leave every file of the run byte-identical. None of
+them reaches Ray: each is refused before a cluster would start. docs/bad-inputs.md lists
+the same cases for users (a test below keeps the two in step).
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+
+from ensemble.planning import plan_splits
+from ensemble.run_spec import new_spec
+from manifests.run_dir import RunDir
+from manifests.schema import Status
+from tests.helpers import assert_one_line_error, invoke, records_for
+from workers.config import TrainJob
+from workers.datasets.builtin import CLASS_NAMES
+from workers.train import train_split
+
+DOC = Path(__file__).parents[1] / "docs" / "bad-inputs.md"
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    args: list[str]
+    answer: list[str]
+    """Fragments of the one-line answer."""
+    setup: str | None = None
+    """Name of a function below that breaks something in the run first."""
+
+
+CASES = [
+    # -- the command line ----------------------------------------------------------------
+    Case("unknown command", ["lanch"], ["No such command 'lanch'", "ensemble --help"]),
+    Case("unknown option", ["launch", "--bogus"], ["No such option '--bogus'", "ensemble launch --help"]),
+    Case("--splits not a number", ["launch", "--splits", "abc", "--run", "{tmp}/new"], ["'abc' is not a valid integer"]),
+    Case("--splits 0", ["launch", "--splits", "0", "--run", "{tmp}/new"], ["--splits must be at least 1"]),
+    Case("--splits not dividing the classes", ["launch", "--splits", "7", "--run", "{tmp}/new"],
+         ["does not divide 1000", "try one of"]),
+    Case("--splits above the class count", ["launch", "--splits", "2000", "--run", "{tmp}/new"], ["between 1 and 1000"]),
+    Case("--steps 0", ["launch", "--steps", "0", "--run", "{tmp}/new"], ["--steps must be at least 1"]),
+    Case("--batch-size negative", ["launch", "--batch-size", "-1", "--run", "{tmp}/new"], ["--batch-size must be at least 1"]),
+    Case("--cpus-per-split 0", ["launch", "--cpus-per-split", "0", "--run", "{tmp}/new"], ["--cpus-per-split must be more than 0"]),
+    Case("--gpus-per-split negative", ["launch", "--gpus-per-split", "-1", "--run", "{tmp}/new"],
+         ["--gpus-per-split must be 0 or more"]),
+    Case("--only malformed", ["launch", "--only", "4-x", "--run", "{run}"], ["--only '4-x' is not a list of split ids"]),
+    Case("--only beyond the run's splits", ["launch", "--run", "{run}", "--only", "100"], ["--only names split(s) [100]"]),
+    Case("--address not an address", ["launch", "--address", "head node", "--run", "{tmp}/new"],
+         ["is not a Ray address", "HOST:PORT"]),
+    Case("relaunch changing --splits", ["launch", "--run", "{run}", "--splits", "50"],
+         ["launched with --splits 100, not 50", "new --run"]),
+    Case("relaunch changing --steps", ["launch", "--run", "{run}", "--steps", "99"], ["launched with --steps 4, not 99"]),
+    Case("--run a folder of other files", ["launch", "--run", "{clutter}"], ["exists and is not an ensemble run"]),
+    Case("--run a file", ["launch", "--run", "{clutter}/thesis.tex"], ["is a file"]),
+    Case("--run not writable", ["launch", "--run", "/proc/ensemble-run", "--only", "0"], ["cannot write the run"]),
+    Case("status of a missing run", ["status", "--run", "{tmp}/nowhere"], ["does not exist", "ensemble launch"]),
+    Case("status of a folder that is no run", ["status", "--run", "{clutter}"], ["not an ensemble run"]),
+    Case("status of a file", ["status", "--run", "{clutter}/thesis.tex"], ["is a file, not a run directory"]),
+    Case("sample without --label", ["sample", "--run", "{run}"], ["Missing option '--label'", "ensemble sample --help"]),
+    Case("sample of a missing run", ["sample", "--label", "417", "--run", "{tmp}/nowhere"], ["does not exist"]),
+    Case("label above the range", ["sample", "--label", "1000", "--run", "{run}"], ["out of range", "0-999"]),
+    Case("label negative", ["sample", "--label", "-4", "--run", "{run}"], ["out of range"]),
+    Case("label of no class", ["sample", "--label", "balloon", "--run", "{run}"], ["no class is named 'balloon'"]),
+    Case("label empty", ["sample", "--label", "", "--run", "{run}"], ["no class is named ''"]),
+    Case("label whose split has not trained", ["sample", "--label", "5", "--run", "{run}"],
+         ["split 0", "no checkpoint yet", "ensemble launch"]),
+    Case("--n 0", ["sample", "--label", "417", "--n", "0", "--run", "{run}"], ["--n must be between 1 and"]),
+    Case("--n absurd", ["sample", "--label", "417", "--n", "100000000", "--run", "{run}"], ["--n must be between 1 and"]),
+    Case("--scale 0", ["sample", "--label", "417", "--scale", "0", "--run", "{run}"], ["--scale"]),
+    Case("--out inside a file", ["sample", "--label", "417", "--run", "{run}", "--out", "{clutter}/thesis.tex/s.png"],
+         ["is a file, not a folder"]),
+    Case("--out not writable", ["sample", "--label", "417", "--run", "{run}", "--out", "/proc/s.png"], ["cannot write to"]),
+    # -- data folders --------------------------------------------------------------------
+    Case("--data missing", ["launch", "--data", "{tmp}/no-such-folder", "--run", "{tmp}/new"], ["does not exist"]),
+    Case("--data empty", ["launch", "--data", "{empty}", "--run", "{tmp}/new"], ["no class subfolders"]),
+    Case("--data a file", ["launch", "--data", "{clutter}/thesis.tex", "--run", "{tmp}/new"], ["is a file"]),
+    Case("--data with a class folder of no images", ["launch", "--data", "{images}", "--run", "{tmp}/new"],
+         ["holds no image files"], setup="class_without_images"),
+    # -- the manifest and run spec -------------------------------------------------------
+    Case("manifest truncated (status)", ["status", "--run", "{run}"], ["manifest", "is unreadable"], setup="truncate_manifest"),
+    Case("manifest truncated (launch)", ["launch", "--run", "{run}"], ["manifest", "is unreadable"], setup="truncate_manifest"),
+    Case("manifest of another schema", ["status", "--run", "{run}"], ["has schema version", "reads versions 1-2"],
+         setup="foreign_manifest"),
+    Case("run.json corrupt", ["launch", "--run", "{run}"], ["run.json is not valid JSON"], setup="corrupt_spec"),
+    Case("run.json missing", ["launch", "--run", "{run}"], ["run.json is missing"], setup="remove_spec"),
+    # -- checkpoints ---------------------------------------------------------------------
+    Case("training state carrying pickled code", ["launch", "--run", "{run}", "--only", "42"],
+         ["split 42 cannot resume", "a pickled reference to", "never run", "delete"], setup="pickle_payload"),
+    Case("training state truncated, no earlier one", ["launch", "--run", "{run}", "--only", "42"],
+         ["split 42 cannot resume", "state.pt is unreadable", "no usable checkpoint"], setup="truncate_states"),
+    Case("generator weights corrupt", ["sample", "--label", "417", "--run", "{run}"],
+         ["generator checkpoint", "is unreadable"], setup="corrupt_generator"),
+    Case("generator.json missing", ["sample", "--label", "417", "--run", "{run}"],
+         ["generator.json is missing"], setup="remove_generator_info"),
+    Case("generator of other classes", ["sample", "--label", "417", "--run", "{run}"],
+         ["belongs to classes", "not split 41"], setup="swap_generator"),
+]  # fmt: skip
+
+
+def _job(run: RunDir, split: int, classes: list[int], spec) -> TrainJob:
+    return TrainJob(split=split, classes=classes, class_names=[CLASS_NAMES[c] for c in classes], data="builtin",
+                    split_dir=str(run.split_dir(split)), steps=spec.steps, batch_size=spec.batch_size, seed=split,
+                    gan=spec.gan, checkpoint_every=spec.checkpoint_every)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory) -> Path:
+    """A 100-split run where split 41 has succeeded and split 42 was interrupted after two
+    checkpoints (state.pt and state.prev.pt). Trained once, copied for each case."""
+    run = RunDir(tmp_path_factory.mktemp("trained") / "run")
+    spec = new_spec(data=None, splits=100, num_classes=1000, steps=4, batch_size=4, seed=0, checkpoint_every=2)
+    records = records_for(plan_splits(1000, 100), total_steps=spec.steps)
+    for split, status in ((41, Status.SUCCEEDED), (42, Status.INTERRUPTED)):
+        torch.set_num_threads(1)
+        result = train_split(_job(run, split, records[split].classes, spec), device=torch.device("cpu"))
+        records[split].status, records[split].step, records[split].attempt = status, result.step, 1
+        records[split].checkpoint = os.path.relpath(result.generator_path, run.root)
+        records[split].checkpoint_step = result.step
+    run.write_spec(spec.to_dict())
+    run.write_manifest(records)
+    return run.root
+
+
+# -- setups: each breaks one thing --------------------------------------------------------
+def class_without_images(places):
+    (places["images"] / "cats").mkdir(parents=True)
+    (places["images"] / "cats" / "0.png").write_bytes(b"...")
+    (places["images"] / "dogs").mkdir()
+    (places["images"] / "dogs" / "notes.txt").write_text("no images here")
+
+
+def truncate_manifest(places):
+    path = places["run"] / "manifest.parquet"
+    path.write_bytes(path.read_bytes()[:300])
+
+
+def foreign_manifest(places):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"split": [0], "state": ["done"]}), places["run"] / "manifest.parquet")
+
+
+def corrupt_spec(places):
+    (places["run"] / "run.json").write_text('{"splits": 100,')
+
+
+def remove_spec(places):
+    (places["run"] / "run.json").unlink()
+
+
+class RunsCode:
+    """Unpickling this would run a shell command that leaves a marker file."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def pickle_payload(places):
+    split_dir = places["run"] / "splits" / "042"
+    for name in ("state.pt", "state.prev.pt"):
+        torch.save({"step": 4, "generator": RunsCode(places["tmp"] / f"pwned-{name}")}, split_dir / name)
+
+
+def truncate_states(places):
+    split_dir = places["run"] / "splits" / "042"
+    (split_dir / "state.prev.pt").unlink()
+    state = split_dir / "state.pt"
+    state.write_bytes(state.read_bytes()[:1000])
+
+
+def corrupt_generator(places):
+    path = places["run"] / "splits" / "041" / "generator.safetensors"
+    path.write_bytes(b"\x00" * 64 + path.read_bytes()[64:200])
+
+
+def remove_generator_info(places):
+    (places["run"] / "splits" / "041" / "generator.json").unlink()
+
+
+def swap_generator(places):
+    split_dir = places["run"] / "splits"
+    for name in ("generator.safetensors", "generator.json"):
+        shutil.copy(split_dir / "042" / name, split_dir / "041" / name)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_bad_input_gets_one_line_and_leaves_the_run_alone(tmp_path, trained_run, case):
+    places = {"tmp": tmp_path, "run": tmp_path / "run", "empty": tmp_path / "empty",
+              "clutter": tmp_path / "clutter", "images": tmp_path / "images"}  # fmt: skip
+    shutil.copytree(trained_run, places["run"])
+    places["empty"].mkdir()
+    places["clutter"].mkdir()
+    (places["clutter"] / "thesis.tex").write_text("precious")
+    if case.setup:
+        globals()[case.setup](places)
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+
+    result = invoke(*[a.format(**places) for a in case.args])
+
+    assert_one_line_error(result, *case.answer)
+    after = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    assert after == before  # nothing written, changed or removed; no marker from pickled code
+    assert not list(tmp_path.glob("pwned-*"))
+
+
+def test_the_cases_are_at_least_25_and_all_in_the_docs():
+    assert len(CASES) >= 25 and len({c.id for c in CASES}) == len(CASES)
+    documented = set(re.findall(r"^\| ([^|]+?) \|", DOC.read_text(), flags=re.MULTILINE))
+    assert {c.id for c in CASES} <= documented, sorted({c.id for c in CASES} - documented)
