@@ -12,7 +12,10 @@ writes them as interrupted. Only one launch at a time holds a run's lock.
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -246,7 +249,8 @@ def launch(request: LaunchRequest, listener: LaunchListener) -> LaunchSummary:
             task.remote(_job(spec, record, run), board, request.cpus_per_split): record.split for record in todo
         }
         try:
-            _drive(pending, board, by_split, records, run, listener)
+            with _terminate_as_interrupt():
+                _drive(pending, board, by_split, records, run, listener)
         except KeyboardInterrupt:
             for ref in pending:
                 ray.cancel(ref, force=True)
@@ -262,6 +266,25 @@ def launch(request: LaunchRequest, listener: LaunchListener) -> LaunchSummary:
         if cluster.started_here:
             ray.shutdown()
     return LaunchSummary(run.root, count_by_status(records), len(todo), time.monotonic() - start)
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt():
+    """SIGTERM (`kill`, a scheduler or Kubernetes stopping the pod) stops a launch the way
+    Ctrl-C does: tasks cancelled, manifest written, resumable. Installed after ray.init,
+    whose own handler would otherwise exit at once; only the main thread may set handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _drive(pending: dict, board, by_split: dict[int, SplitRecord], records: list[SplitRecord],

@@ -20,7 +20,7 @@ from ensemble.planning import plan_splits
 from ensemble.run_spec import new_spec
 from manifests.run_dir import RunDir
 from manifests.schema import Status
-from tests.helpers import assert_one_line_error, invoke, records_for
+from tests.helpers import RunsCode, assert_one_line_error, invoke, records_for
 from workers.config import TrainJob
 from workers.datasets.builtin import CLASS_NAMES
 from workers.train import train_split
@@ -156,16 +156,6 @@ def corrupt_spec(places):
 
 def remove_spec(places):
     (places["run"] / "run.json").unlink()
-
-
-class RunsCode:
-    """Unpickling this would run a shell command that leaves a marker file."""
-
-    def __init__(self, marker: Path):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
 
 
 def pickle_payload(places):

@@ -2,8 +2,8 @@
 node, a split that raises, two launches at once. Nothing finished may be redone, and nothing
 unfinished may lose more than one checkpoint interval.
 
-Each run trains long enough (STEPS at batch 8) that the fault lands mid-training, and
-checkpoints every CHECKPOINT_EVERY steps. `steps_redone < CHECKPOINT_EVERY` proves a resume
+Each run trains long enough (STEPS at batch 8, ~10 s) that the fault lands mid-training,
+between two checkpoints (every CHECKPOINT_EVERY steps, ~2 s). `steps_redone < CHECKPOINT_EVERY` proves a resume
 from a checkpoint: a restart from scratch would redo every step reached (at least one
 checkpoint interval, since the fault waits for a checkpoint).
 """
@@ -15,7 +15,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -35,26 +34,25 @@ from tests.helpers import (
     wait_for,
 )
 
-STEPS = 1200
-CHECKPOINT_EVERY = 100
+STEPS = 1500
+CHECKPOINT_EVERY = 300
 LONG = ["--steps", str(STEPS), "--batch-size", "8", "--checkpoint-every", str(CHECKPOINT_EVERY)]
 
 pytestmark = pytest.mark.faults
 
 
 def mid_training(run: Path, split: int):
-    """The split's row once it has checkpointed, well before its last step. Returns a moment
-    later, so that a fault injected then lands between two checkpoints."""
+    """The split's row once a progress report past a checkpoint shows it between two
+    checkpoints (reports come every second and at each checkpoint), well before its end."""
     def check():
         row = rows_of(run).get(split)
-        if row and row.status == Status.RUNNING and row.pid and (row.checkpoint_step or 0) >= CHECKPOINT_EVERY:
-            assert row.step < STEPS - 3 * CHECKPOINT_EVERY, "too late to inject a fault mid-training"
+        if (row and row.status == Status.RUNNING and row.pid and (row.checkpoint_step or 0) >= CHECKPOINT_EVERY
+                and row.step > row.checkpoint_step):  # fmt: skip
+            assert row.step < STEPS - 2 * CHECKPOINT_EVERY, "too late to inject a fault mid-training"
             return row
         return None
 
-    row = wait_for(check, timeout=120, what=f"split {split} to checkpoint")
-    time.sleep(0.3)
-    return row
+    return wait_for(check, timeout=120, what=f"split {split} to pass a checkpoint")
 
 
 def checkpoint_on_disk(run: Path, split: int) -> int:
@@ -89,6 +87,28 @@ def test_a_killed_worker_is_retried_and_resumes_from_its_checkpoint(tmp_path):
     assert_resumed(row, attempts=2, from_step=newest)
     assert row.pid != victim.pid and row.error is None
     print(f"\nworker SIGKILL: resumed from step {newest}, steps redone {row.steps_redone}")
+
+
+@pytest.mark.usefixtures("ray_cluster")
+def test_a_worker_that_dies_on_every_attempt_fails_after_a_bounded_number(tmp_path):
+    run = tmp_path / "run"
+    request = LaunchRequest(run_dir=run, splits=100, only=(41,), steps=STEPS, batch_size=8, max_retries=1,
+                            checkpoint_every=CHECKPOINT_EVERY, gpus_per_split=0)  # fmt: skip
+    outcome = {}
+    coordinator = threading.Thread(target=lambda: outcome.update(summary=launch(request, QuietListener())))
+    coordinator.start()
+    killed = set()
+    for attempt in (1, 2):  # max_retries=1: two attempts, each killed
+        row = wait_for(lambda: (r := rows_of(run).get(41)) and r.attempt == attempt and r.pid not in killed and r,
+                       timeout=120, what=f"attempt {attempt} to start")  # fmt: skip
+        os.kill(row.pid, signal.SIGKILL)
+        killed.add(row.pid)
+    coordinator.join(timeout=120)
+
+    row = rows_of(run)[41]
+    assert outcome["summary"].counts["failed"] == 1
+    assert (row.status, row.attempt) == (Status.FAILED, 2)
+    assert "the worker died on all 2 attempt(s)" in row.error and "relaunch to resume" in row.error
 
 
 def start_launch(run: Path, only: str) -> subprocess.Popen:
@@ -146,17 +166,21 @@ def test_a_killed_coordinator_loses_nothing_and_the_next_launch_resumes(tmp_path
     for split in interrupted:
         assert_resumed(after[split], attempts=2, from_step=newest[split])
     assert all(after[s].status == Status.SUCCEEDED for s in range(4))
-    print(f"\ncoordinator SIGKILL: {len(interrupted)} split(s) resumed, steps redone "
-          f"{[after[s].steps_redone for s in interrupted]}, succeeded splits retrained: 0")  # fmt: skip
+    print(f"\ncoordinator SIGKILL: {len(interrupted)} split(s) resumed from steps {[newest[s] for s in interrupted]}, "
+          f"steps redone {[after[s].steps_redone for s in interrupted]}, succeeded splits retrained: 0")  # fmt: skip
 
 
 @pytest.mark.usefixtures("ray_cluster")
-def test_ctrl_c_stops_the_jobs_writes_the_manifest_and_the_next_launch_resumes(tmp_path):
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_stops_the_jobs_writes_the_manifest_and_the_next_launch_resumes(tmp_path, how):
     run = tmp_path / "run"
     coordinator = start_launch(run, "5,6")
     try:
         victim = mid_training(run, 5)
-        os.killpg(coordinator.pid, signal.SIGINT)  # what a terminal sends on Ctrl-C: the whole group
+        if how == "ctrl-c":
+            os.killpg(coordinator.pid, signal.SIGINT)  # what a terminal sends: the whole process group
+        else:
+            coordinator.send_signal(signal.SIGTERM)  # what `kill` or a scheduler sends: the process
         _, stderr = coordinator.communicate(timeout=60)
     finally:
         stop_group(coordinator)
@@ -170,7 +194,7 @@ def test_ctrl_c_stops_the_jobs_writes_the_manifest_and_the_next_launch_resumes(t
     relaunch = invoke("launch", "--run", run, "--only", "5,6", "--gpus-per-split", "0")
     assert relaunch.exit_code == 0, relaunch.output
     assert_resumed(rows_of(run)[5], attempts=2, from_step=newest)
-    print(f"\nCtrl-C at step >= {victim.step}: steps redone {rows_of(run)[5].steps_redone}")
+    print(f"\n{how}: resumed from step {newest}, steps redone {rows_of(run)[5].steps_redone}")
 
 
 def test_a_removed_node_s_splits_finish_on_the_remaining_nodes(tmp_path):
@@ -185,7 +209,8 @@ def test_a_removed_node_s_splits_finish_on_the_remaining_nodes(tmp_path):
     victim = rows[result["victim_split"]]
     assert_resumed(victim, attempts=2, from_step=result["newest_checkpoint"])
     assert victim.pid != result["victim_pid"]
-    print(f"\nnode removed under split {victim.split}: steps redone {victim.steps_redone}")
+    print(f"\nnode removed: split {victim.split} resumed from step {victim.resumed_from}, "
+          f"steps redone {victim.steps_redone}")
 
 
 @pytest.mark.usefixtures("ray_cluster")

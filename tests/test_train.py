@@ -5,6 +5,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from tests.helpers import RunsCode
 from workers.checkpoints import CheckpointError, load_generator
 from workers.config import TrainJob, cpu_32
 from workers.datasets.builtin import CLASS_NAMES
@@ -92,16 +93,6 @@ def test_a_kill_between_the_two_renames_resumes_from_the_previous_state(tmp_path
     events = []
     assert train_on_cpu(make_job(tmp_path, 30), report=events.append).resumed_from_step == 10
     assert events[0]["warning"] is None
-
-
-class RunsCode:
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        import os
-
-        return (os.system, (f"touch {self.marker}",))
 
 
 def test_loading_a_state_never_runs_pickled_code(tmp_path):

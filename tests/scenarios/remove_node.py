@@ -14,7 +14,6 @@ import json
 import logging
 import sys
 import threading
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the project root, when run as a script
@@ -54,10 +53,11 @@ def main(run: Path, steps: int, checkpoint_every: int) -> None:
 
         def checkpointed_row():
             return next((r for r in rows_of(run).values() if r.status == Status.RUNNING and r.pid
-                         and (r.checkpoint_step or 0) >= checkpoint_every), None)  # fmt: skip
+                         and (r.checkpoint_step or 0) >= checkpoint_every and r.step > r.checkpoint_step),
+                        None)  # fmt: skip
 
-        victim = wait_for(checkpointed_row, timeout=120, what="a split to checkpoint")
-        time.sleep(0.3)  # strike between two checkpoints
+        # Strike between two checkpoints: once a report past a checkpoint is in.
+        victim = wait_for(checkpointed_row, timeout=120, what="a split to pass a checkpoint")
         # A worker process is a child of its node's raylet: that tells which node runs it.
         raylets = {node.all_processes["raylet"][0].process.pid: node for node in workers}
         node = raylets[parent_pid(victim.pid)]
