@@ -81,6 +81,7 @@ class LaunchListener(Protocol):
 def _train_split_task(job: TrainJob, board, cpus: float):
     """Body of each split's Ray task: the plain training function, wired to the board."""
     import ray
+    import ray.exceptions
     import torch
 
     from workers.train import describe_device, pick_device, train_split
@@ -102,7 +103,10 @@ def _train_split_task(job: TrainJob, board, cpus: float):
         # Without this the task's result could reach the coordinator before its reports,
         # which would then be lost (the coordinator stops draining when no task is left).
         if last_report:
-            ray.get(last_report[0])
+            try:
+                ray.get(last_report[0])
+            except ray.exceptions.RayError:
+                pass  # the board is gone (its coordinator died): the result or error matters more
 
 
 def _prepare(request: LaunchRequest, run: RunDir) -> tuple[RunSpec, list[SplitRecord], bool]:
@@ -254,6 +258,8 @@ def launch(request: LaunchRequest, listener: LaunchListener) -> LaunchSummary:
         except KeyboardInterrupt:
             for ref in pending:
                 ray.cancel(ref, force=True)
+            with contextlib.suppress(Exception):  # Ctrl-C reaches Ray's processes too; the write comes first
+                _drain(board, by_split, run, timeout=2.0)  # the steps reached, for the record
             for split in pending.values():
                 by_split[split].status = Status.INTERRUPTED
             run.write_manifest(records)
@@ -266,6 +272,16 @@ def launch(request: LaunchRequest, listener: LaunchListener) -> LaunchSummary:
         if cluster.started_here:
             ray.shutdown()
     return LaunchSummary(run.root, count_by_status(records), len(todo), time.monotonic() - start)
+
+
+def _drain(board, by_split: dict[int, SplitRecord], run: RunDir, timeout: float | None = None) -> bool:
+    """Fold the board's reports into the rows; True when there were any."""
+    import ray
+
+    drained = ray.get(board.drain.remote(), timeout=timeout)
+    for split, reports in drained.items():
+        _apply_progress(by_split[split], reports, run)
+    return bool(drained)
 
 
 @contextlib.contextmanager
@@ -296,9 +312,7 @@ def _drive(pending: dict, board, by_split: dict[int, SplitRecord], records: list
     dirty = False
     while pending:
         ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=1.0)
-        for split, drained in ray.get(board.drain.remote()).items():
-            _apply_progress(by_split[split], drained, run)
-            dirty = True
+        dirty = _drain(board, by_split, run) or dirty
         for ref in ready:
             record = by_split[pending.pop(ref)]
             try:
