@@ -51,13 +51,18 @@ def main(run: Path, steps: int, checkpoint_every: int) -> None:
         coordinator = threading.Thread(target=coordinate)
         coordinator.start()
 
-        def checkpointed_row():
+        def checkpointed_row(between: bool):
             return next((r for r in rows_of(run).values() if r.status == Status.RUNNING and r.pid
-                         and (r.checkpoint_step or 0) >= checkpoint_every and r.step > r.checkpoint_step),
-                        None)  # fmt: skip
+                         and (r.checkpoint_step or 0) >= checkpoint_every
+                         and (r.step > r.checkpoint_step or not between)), None)  # fmt: skip
 
-        # Strike between two checkpoints: once a report past a checkpoint is in.
-        victim = wait_for(checkpointed_row, timeout=120, what="a split to pass a checkpoint")
+        # Strike between two checkpoints when a report past one shows it (on a fast machine
+        # reports may all fall on checkpoints: then strike at the next look).
+        wait_for(lambda: checkpointed_row(between=False), timeout=120, what="a split to checkpoint")
+        try:
+            victim = wait_for(lambda: checkpointed_row(between=True), timeout=3, what="")
+        except AssertionError:
+            victim = wait_for(lambda: checkpointed_row(between=False), timeout=30, what="a split to checkpoint")
         # A worker process is a child of its node's raylet: that tells which node runs it.
         raylets = {node.all_processes["raylet"][0].process.pid: node for node in workers}
         node = raylets[parent_pid(victim.pid)]
