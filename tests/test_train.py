@@ -47,6 +47,8 @@ def test_training_reports_progress_and_writes_both_checkpoints(tmp_path):
     assert all(v is not None for v in (result.loss_d, result.loss_g, result.class_accuracy))
 
     split_dir = tmp_path / "splits" / "041"
+    for name in ("state.pt", "generator.safetensors", "generator.json"):  # readable by other accounts
+        assert (split_dir / name).stat().st_mode & 0o777 == 0o644, name
     info = json.loads((split_dir / "generator.json").read_text())
     assert info["classes"] == list(range(410, 420)) and info["step"] == 20
     generator, loaded = load_generator(split_dir / "generator.safetensors")
