@@ -90,7 +90,7 @@ def choose_gpus_per_split(cluster: Cluster, requested: float | None) -> float:
     """1 GPU per split on a GPU cluster, 0 on a CPU-only one, unless the user asked."""
     if requested is None:
         return 1.0 if cluster.num_gpus > 0 else 0.0
-    check_requested_resources(1.0, requested)
+    check_requested_resources(gpus_per_split=requested)
     if requested > 0 and cluster.num_gpus == 0:
         # Ray would queue such tasks forever without a word.
         raise EnsembleError(
@@ -105,16 +105,16 @@ def choose_gpus_per_split(cluster: Cluster, requested: float | None) -> float:
     return requested
 
 
-def check_requested_resources(cpus_per_split: float, gpus_per_split: float | None) -> None:
-    """The checks that need no cluster, done before one starts."""
-    if cpus_per_split <= 0:
+def check_requested_resources(cpus_per_split: float | None = None, gpus_per_split: float | None = None) -> None:
+    """The checks that need no cluster, done before one starts; None: not asked for."""
+    if cpus_per_split is not None and cpus_per_split <= 0:
         raise EnsembleError(f"--cpus-per-split must be more than 0, got {cpus_per_split:g}")
     if gpus_per_split is not None and gpus_per_split < 0:
         raise EnsembleError(f"--gpus-per-split must be 0 or more, got {gpus_per_split:g}")
 
 
 def check_cpus_per_split(cluster: Cluster, requested: float) -> None:
-    check_requested_resources(requested, None)
+    check_requested_resources(cpus_per_split=requested)
     if requested > cluster.largest_node_cpus:
         raise EnsembleError(
             f"--cpus-per-split {requested:g} is more than any node has (at most {cluster.largest_node_cpus:g})"

@@ -213,11 +213,12 @@ def launch(request: LaunchRequest, listener: LaunchListener) -> LaunchSummary:
     todo = _select(records, request.only)
     if not todo:
         return LaunchSummary(run.root, count_by_status(records), 0, time.monotonic() - start)
-    check_requested_resources(request.cpus_per_split, request.gpus_per_split)
+    check_requested_resources(cpus_per_split=request.cpus_per_split, gpus_per_split=request.gpus_per_split)
     holder = live_launch(run.root)
     if holder is not None:  # the common case, refused before a cluster starts
         raise LaunchLockedError(refusal(run.root, holder))
-    run.check_writable()
+    if not is_new:  # a new run's folder was checked by _prepare
+        run.check_writable()
     _check_resumable(run, todo)
 
     import ray

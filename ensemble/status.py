@@ -63,7 +63,6 @@ def _row_json(record: SplitRecord) -> dict:
 
 def read_status(run_dir: str | Path) -> RunStatus:
     run = RunDir(run_dir)
-    run.require()
     # Probe first: a launch that ends between the two steps has written its final rows (no
     # `running` ones) by the time they are read. Read first, a launch that finished cleanly
     # in between would have its last `running` rows shown as interrupted.
