@@ -16,13 +16,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from ensemble.coordinator import _job
 from ensemble.planning import plan_splits
 from ensemble.run_spec import new_spec
 from manifests.run_dir import RunDir
 from manifests.schema import Status
 from tests.helpers import RunsCode, assert_one_line_error, invoke, records_for
-from workers.config import TrainJob
-from workers.datasets.builtin import CLASS_NAMES
 from workers.train import train_split
 
 DOC = Path(__file__).parents[1] / "docs" / "bad-inputs.md"
@@ -106,12 +105,6 @@ CASES = [
 ]  # fmt: skip
 
 
-def _job(run: RunDir, split: int, classes: list[int], spec) -> TrainJob:
-    return TrainJob(split=split, classes=classes, class_names=[CLASS_NAMES[c] for c in classes], data="builtin",
-                    split_dir=str(run.split_dir(split)), steps=spec.steps, batch_size=spec.batch_size, seed=split,
-                    gan=spec.gan, checkpoint_every=spec.checkpoint_every)  # fmt: skip
-
-
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory) -> Path:
     """A 100-split run where split 41 has succeeded and split 42 was interrupted after two
@@ -121,7 +114,7 @@ def trained_run(tmp_path_factory) -> Path:
     records = records_for(plan_splits(1000, 100), total_steps=spec.steps)
     for split, status in ((41, Status.SUCCEEDED), (42, Status.INTERRUPTED)):
         torch.set_num_threads(1)
-        result = train_split(_job(run, split, records[split].classes, spec), device=torch.device("cpu"))
+        result = train_split(_job(spec, records[split], run), device=torch.device("cpu"))
         records[split].status, records[split].step, records[split].attempt = status, result.step, 1
         records[split].checkpoint = os.path.relpath(result.generator_path, run.root)
         records[split].checkpoint_step = result.step

@@ -21,6 +21,7 @@ import pytest
 import torch
 
 from ensemble.coordinator import LaunchRequest, launch
+from ensemble.run_spec import new_spec
 from manifests.launch_lock import LaunchLock
 from manifests.run_dir import RunDir
 from manifests.schema import Status
@@ -29,6 +30,7 @@ from tests.helpers import (
     assert_one_line_error,
     cli_command,
     invoke,
+    planned_run,
     process_alive,
     rows_of,
     wait_for,
@@ -244,11 +246,8 @@ def test_a_split_that_raises_fails_once_while_the_others_finish_and_a_later_laun
 
 def test_a_second_launch_on_a_run_is_refused(tmp_path):
     run = tmp_path / "run"
-    from tests.helpers import planned_run
-
-    planned_run(run)
-    (run / "run.json").write_text(json.dumps({"version": 1, "data": "builtin", "splits": 100, "num_classes": 1000,
-                                              "steps": 10, "batch_size": 8, "seed": 0, "checkpoint_every": 5}))
+    planned_run(run).write_spec(new_spec(data=None, splits=100, num_classes=1000, steps=10, batch_size=8, seed=0,
+                                         checkpoint_every=5).to_dict())  # fmt: skip
     before = RunDir(run).manifest_path.read_bytes()
     with LaunchLock(run):  # held as a running coordinator holds it
         assert_one_line_error(invoke("launch", "--run", run), "another `ensemble launch`", f"pid {os.getpid()}")
