@@ -15,6 +15,9 @@ import click
 
 STATUS_STYLES = {"pending": "dim", "running": "cyan", "succeeded": "green", "failed": "bold red", "interrupted": "yellow"}
 
+# Spelled out rather than imported: `ensemble --help` must not import the model code.
+PRESET_NAMES = ("paper-128", "paper-64", "cifar-32", "cpu-32")
+
 RUN_OPTION = click.option(
     "--run",
     "run_dir",
@@ -81,10 +84,17 @@ def main() -> None:
 
 @main.command()
 @click.option("--splits", type=int, help="Number of splits; must divide the class count. [default: 100]")
-@click.option("--data", help="`builtin`, or an image folder with one subfolder per class. [default: builtin]")
+@click.option("--data", help="`builtin`; an image folder with one subfolder per class (ImageNet's train/); "
+              "or cifar10:ROOT, cifar100:ROOT, mnist:ROOT for torchvision's files under ROOT. [default: builtin]")
 @RUN_OPTION
-@click.option("--steps", type=int, help="Training steps per split. [default: 450]")
-@click.option("--batch-size", type=int, help="Images per step. [default: 32]")
+@click.option("--preset", type=click.Choice(PRESET_NAMES),
+              help="Model and recipe: paper-128, paper-64 (the paper's ImageNet models), cifar-32 (its CIFAR-10 "
+              "model), cpu-32 (small, for CPUs). [default: cpu-32]")
+@click.option("--set", "overrides", multiple=True, metavar="FIELD=VALUE",
+              help="Change one model field of the preset, e.g. --set loss=hinge --set g_ema=0.999 "
+              "(fields: docs/models.md). Repeatable.")
+@click.option("--steps", type=int, help="Training steps per split. [default: the preset's: 450 for cpu-32, 50000 for the others]")
+@click.option("--batch-size", type=int, help="Images per step. [default: the preset's: 32 for cpu-32, 100 for the others]")
 @click.option("--seed", type=int, help="Run seed; each split derives its own. [default: 0]")
 @click.option("--checkpoint-every", type=int, help="Steps between checkpoints. [default: 200]")
 @click.option("--address", help="Existing Ray cluster to use (or RAY_ADDRESS). [default: start a local one]")
@@ -102,12 +112,15 @@ def launch(run_dir: Path, **options) -> None:
     Examples:
       ensemble launch --splits 100
       ensemble launch --splits 100 --only 41 --steps 100   # one split first
-      ensemble launch --data /datasets/imagenet/train --run runs/in1k --gpus-per-split 0.5
+      ensemble launch --data /datasets/imagenet/train --preset paper-128 --run runs/in1k
+      ensemble launch --data cifar10:~/torchvision-data --preset cifar-32 --splits 1 --set d_spectral_norm=true
       ensemble launch --address ray://head:10001 --run /shared/runs/in1k
     """
     from ensemble.coordinator import LaunchRequest, launch as run_launch
+    from ensemble.run_spec import parse_overrides
 
     with user_errors():
+        options["overrides"] = parse_overrides(options["overrides"])
         request = LaunchRequest(run_dir=run_dir, **options)
         with LaunchView() as view:
             summary = run_launch(request, view)
@@ -141,7 +154,7 @@ class LaunchView:
     def launched(self, cluster, spec, todo, gpus_per_split) -> None:
         where = "a new local Ray cluster" if cluster.started_here else f"the Ray cluster at {cluster.address}"
         self.console.print(
-            f"Training {len(todo)} of {spec.splits} splits x {spec.steps} steps on {where} "
+            f"Training {len(todo)} of {spec.splits} splits ({spec.preset}, {spec.steps} steps of {spec.batch_size}) on {where} "
             f"({cluster.num_cpus:g} CPUs, {cluster.num_gpus:g} GPUs; {gpus_per_split:g} GPU per split)"
         )
         self.total_steps = sum(r.total_steps for r in todo)

@@ -36,7 +36,8 @@ from manifests.run_dir import RunDir
 from manifests.schema import SplitRecord, Status, count_by_status, utc_now
 from workers.checkpoints import CheckpointError, load_training_state
 from workers.config import TrainJob
-from workers.datasets import open_dataset
+from workers.datasets import BUILTIN, open_dataset
+from workers.datasets.builtin import IMAGE_SIZE as BUILTIN_IMAGE_SIZE
 
 if TYPE_CHECKING:
     from ensemble.progress import Drained
@@ -53,6 +54,9 @@ class LaunchRequest:
     batch_size: int | None = None
     seed: int | None = None
     checkpoint_every: int | None = None
+    preset: str | None = None
+    overrides: dict | None = None
+    """GANConfig fields that replace the preset's (`--set FIELD=VALUE`)."""
     address: str | None = None
     gpus_per_split: float | None = None
     cpus_per_split: float = 1.0
@@ -113,7 +117,8 @@ def _prepare(request: LaunchRequest, run: RunDir) -> tuple[RunSpec, list[SplitRe
     """The run's spec and manifest rows, from disk or newly planned. Writes nothing."""
     for name in ("splits", "steps", "batch_size", "checkpoint_every"):
         check_positive(name, getattr(request, name))
-    given = {name: getattr(request, name) for name in ("data", "splits", "steps", "batch_size", "seed", "checkpoint_every")}
+    given = {name: getattr(request, name)
+             for name in ("data", "splits", "steps", "batch_size", "seed", "checkpoint_every", "preset", "overrides")}  # fmt: skip
     if run.exists():
         spec = RunSpec.from_dict(run.read_spec())
         check_relaunch(spec, str(run.root), **given)
@@ -121,12 +126,18 @@ def _prepare(request: LaunchRequest, run: RunDir) -> tuple[RunSpec, list[SplitRe
     run.check_writable()
     if run.root.exists() and any(run.root.iterdir()):
         raise EnsembleError(f"{run.root} exists and is not an ensemble run; pass a new or empty --run DIR")
-    dataset = open_dataset(request.data or "builtin")
+    dataset = open_dataset(request.data or BUILTIN)
     spec = new_spec(num_classes=len(dataset.class_names), **given)
+    size = spec.gan["image_size"]
+    if spec.data == BUILTIN and size != BUILTIN_IMAGE_SIZE:
+        raise EnsembleError(
+            f"the built-in data is {BUILTIN_IMAGE_SIZE}x{BUILTIN_IMAGE_SIZE} but --preset {spec.preset} makes "
+            f"{size}x{size} images; pass --data with your images, or --preset cpu-32 or cifar-32"
+        )
     plan = plan_splits(spec.num_classes, spec.splits)
     records = [
         SplitRecord(split=i, classes=classes, class_names=[dataset.class_names[c] for c in classes],
-                    total_steps=spec.steps)  # fmt: skip
+                    class_ids=[dataset.class_ids[c] for c in classes], total_steps=spec.steps)  # fmt: skip
         for i, classes in enumerate(plan)
     ]
     return spec, records, True

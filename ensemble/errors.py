@@ -24,7 +24,7 @@ def user_errors() -> tuple[type[Exception], ...]:
     import sys
 
     types: list[type[Exception]] = [EnsembleError, RunDirError]
-    for module, name in (("workers.datasets.folder", "DatasetError"), ("workers.checkpoints", "CheckpointError")):
+    for module, name in (("workers.datasets.errors", "DatasetError"), ("workers.checkpoints", "CheckpointError")):
         if module in sys.modules:
             types.append(getattr(sys.modules[module], name))
     return tuple(types)

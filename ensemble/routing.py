@@ -1,4 +1,4 @@
-"""Label routing: a global label (index, or class name) -> the split that owns it and the
+"""Label routing: a global label (index, class name or class id such as a WordNet id) -> the split that owns it and the
 label's local index there. Always a lookup in the manifest's class lists, never arithmetic
 like label // 10, so any split plan routes correctly.
 """
@@ -22,18 +22,19 @@ class Router:
     def __init__(self, records: list[SplitRecord]):
         self.records = records
         self._by_label: dict[int, tuple[SplitRecord, int]] = {}
-        self._by_name: dict[str, int] = {}
+        self._by_name: dict[str, list[int]] = {}  # names and ids; ImageNet has a few names twice
         for record in records:
-            for local, (label, name) in enumerate(zip(record.classes, record.class_names)):
+            for local, (label, name, class_id) in enumerate(zip(record.classes, record.class_names, record.class_ids)):
                 self._by_label[label] = (record, local)
-                self._by_name.setdefault(name.casefold(), label)
+                for key in {name.casefold(), class_id.casefold()}:
+                    self._by_name.setdefault(key, []).append(label)
 
     @property
     def num_classes(self) -> int:
         return len(self._by_label)
 
     def resolve(self, label: str | int) -> Route:
-        """Accepts an integer label (as int or text) or a class name (case-insensitive)."""
+        """Accepts an integer label (as int or text), a class name or a class id (case-insensitive)."""
         text = str(label).strip()
         if text.lstrip("-").isdigit():
             global_label = int(text)
@@ -46,8 +47,15 @@ class Router:
             if found is None:
                 raise EnsembleError(
                     f"no class is named {text!r}; pass an index 0-{self.num_classes - 1} or a name "
-                    f"as `ensemble status` lists them (e.g. {self.records[0].class_names[0]!r})"
+                    f"as `ensemble status --json` lists them (e.g. {self.records[0].class_names[0]!r})"
                 )
-            global_label = found
+            if len(found) > 1:
+                choices = ", ".join(f"{label} ({self._class_id(label)})" for label in found)
+                raise EnsembleError(f"{text!r} names {len(found)} classes: {choices}; pass one of those indices or ids")
+            global_label = found[0]
         record, local = self._by_label[global_label]
         return Route(global_label, record.class_names[local], local, record)
+
+    def _class_id(self, label: int) -> str:
+        record, local = self._by_label[label]
+        return record.class_ids[local]

@@ -6,17 +6,16 @@ that contradicts them is refused rather than silently mixing two configurations.
 from __future__ import annotations
 
 import dataclasses
-import os
+import json
 from dataclasses import dataclass, field
 
 from ensemble.errors import EnsembleError
-from workers.config import cpu_32
+from workers.config import GANConfig
+from workers.datasets import normalise_spec
+from workers.presets import DEFAULT_PRESET, get_preset
 
 DEFAULT_SPLITS = 100
 DEFAULT_DATA = "builtin"
-# Sized so the built-in 100-split run finishes in minutes on a 2-core CPU machine.
-DEFAULT_STEPS = 450
-DEFAULT_BATCH_SIZE = 32
 DEFAULT_CHECKPOINT_EVERY = 200
 DEFAULT_SEED = 0
 
@@ -31,7 +30,10 @@ class RunSpec:
     batch_size: int
     seed: int
     checkpoint_every: int
-    gan: dict = field(default_factory=lambda: cpu_32().to_dict())
+    preset: str = DEFAULT_PRESET
+    """Runs from before presets existed were all cpu-32."""
+    gan: dict = field(default_factory=lambda: get_preset(DEFAULT_PRESET).gan.to_dict())
+    """The preset's model config with any --set overrides applied."""
 
     def to_dict(self) -> dict:
         return {"version": 1, **dataclasses.asdict(self)}
@@ -43,11 +45,34 @@ class RunSpec:
 
 
 # The launch options a relaunch may repeat but not change.
-PINNED_OPTIONS = ("data", "splits", "steps", "batch_size", "seed", "checkpoint_every")
+PINNED_OPTIONS = ("data", "splits", "steps", "batch_size", "seed", "checkpoint_every", "preset")
 
 
-def normalise_data(data: str) -> str:
-    return data if data == DEFAULT_DATA else os.path.abspath(os.path.expanduser(data))
+def parse_overrides(pairs: tuple[str, ...] | None) -> dict:
+    """`--set loss=hinge --set d_widths=[64,128,256]` -> {"loss": "hinge", "d_widths": [64, 128, 256]}.
+    Values are JSON (true, 0.1, [1, 2]); anything else is taken as a string."""
+    overrides = {}
+    for pair in pairs or ():
+        name, sep, text = pair.partition("=")
+        if not sep or not name.strip():
+            raise EnsembleError(f"--set {pair!r} must look like FIELD=VALUE, e.g. --set loss=hinge")
+        try:
+            overrides[name.strip()] = json.loads(text)
+        except json.JSONDecodeError:
+            overrides[name.strip()] = text
+    return overrides
+
+
+def model_config(preset: str, overrides: dict, num_classes: int) -> dict:
+    """The preset's GAN config with overrides, checked: a bad field or value is refused here."""
+    try:
+        base = get_preset(preset).gan.to_dict()
+        unknown = sorted(set(overrides) - set(base) - {"num_classes"})
+        if unknown:
+            raise ValueError(f"--set {unknown[0]}: no such model field; fields are {', '.join(base)}")
+        return GANConfig.from_dict({**base, **overrides, "num_classes": num_classes}).to_dict()
+    except (ValueError, TypeError) as exc:
+        raise EnsembleError(f"bad model config: {exc}") from None
 
 
 def check_positive(name: str, value: int | None) -> None:
@@ -56,15 +81,23 @@ def check_positive(name: str, value: int | None) -> None:
 
 
 def new_spec(*, data: str | None, splits: int | None, num_classes: int, steps: int | None,
-             batch_size: int | None, seed: int | None, checkpoint_every: int | None) -> RunSpec:  # fmt: skip
+             batch_size: int | None, seed: int | None, checkpoint_every: int | None,
+             preset: str | None = None, overrides: dict | None = None) -> RunSpec:  # fmt: skip
+    """A new run's spec; options left out take the preset's recipe (steps, batch size)."""
+    preset_name = preset or DEFAULT_PRESET
+    splits = splits or DEFAULT_SPLITS
+    gan = model_config(preset_name, overrides or {}, max(1, num_classes // splits))  # classes per model
+    recipe = get_preset(preset_name)
     return RunSpec(
-        data=normalise_data(data or DEFAULT_DATA),
-        splits=splits or DEFAULT_SPLITS,
+        data=normalise_spec(data or DEFAULT_DATA),
+        splits=splits,
         num_classes=num_classes,
-        steps=steps or DEFAULT_STEPS,
-        batch_size=batch_size or DEFAULT_BATCH_SIZE,
+        steps=steps or recipe.steps,
+        batch_size=batch_size or recipe.batch_size,
         seed=DEFAULT_SEED if seed is None else seed,
         checkpoint_every=checkpoint_every or DEFAULT_CHECKPOINT_EVERY,
+        preset=preset_name,
+        gan=gan,
     )
 
 
@@ -75,10 +108,26 @@ def check_relaunch(stored: RunSpec, run_dir: str, **given: object) -> None:
         if value is None:
             continue
         if name == "data":
-            value = normalise_data(str(value))
+            value = normalise_spec(str(value))
         if value != getattr(stored, name):
             flag = name.replace("_", "-")
             raise EnsembleError(
                 f"run {run_dir} was launched with --{flag} {getattr(stored, name)}, not {value}; "
                 f"leave --{flag} out to resume it, or pass a new --run DIR"
             )
+    overrides = given.get("overrides")
+    if overrides:
+        stored_gan = GANConfig.from_dict(stored.gan)
+        for name, value in overrides.items():
+            wanted = model_config(stored.preset, {**_as_overrides(stored_gan), name: value}, stored_gan.num_classes)
+            if GANConfig.from_dict(wanted) != stored_gan:
+                raise EnsembleError(
+                    f"run {run_dir} was launched with {name}={json.dumps(getattr(stored_gan, name, None))}, "
+                    f"not {json.dumps(value)}; leave --set {name} out to resume it, or pass a new --run DIR"
+                )
+
+
+def _as_overrides(gan: GANConfig) -> dict:
+    values = gan.to_dict()
+    values.pop("num_classes")
+    return values

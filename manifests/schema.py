@@ -11,9 +11,11 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 ADDED_IN_VERSION_2 = ("pid", "resumed_from", "steps_redone", "skipped_images", "warning")
 """Columns a version-1 manifest lacks; its rows read with those fields at their defaults."""
+ADDED_IN_VERSION_3 = ("class_ids",)
+"""... and a version-2 one; its class ids read as its class names (they were the same)."""
 SCHEMA_VERSION_KEY = b"acgan_ensemble.schema_version"
 
 
@@ -39,6 +41,7 @@ MANIFEST_SCHEMA = pa.schema(
         pa.field("split", pa.int32(), nullable=False),
         pa.field("classes", pa.list_(pa.int32()), nullable=False),
         pa.field("class_names", pa.list_(pa.string()), nullable=False),
+        pa.field("class_ids", pa.list_(pa.string()), nullable=False),
         pa.field("status", pa.string(), nullable=False),
         pa.field("attempt", pa.int32(), nullable=False),
         pa.field("step", pa.int64(), nullable=False),
@@ -72,6 +75,9 @@ class SplitRecord:
     split: int
     classes: list[int]
     class_names: list[str]
+    class_ids: list[str] = dataclasses.field(default_factory=list)
+    """What `--label` accepts besides names: folder names (WordNet ids for ImageNet).
+    Empty means the same as class_names."""
     status: str = Status.PENDING
     attempt: int = 0
     """How many times a worker has started training this split (retries included)."""
@@ -105,6 +111,10 @@ class SplitRecord:
     warning: str | None = None
     """Something the user should know that did not stop training (e.g. a checkpoint fallback)."""
 
+    def __post_init__(self) -> None:
+        if not self.class_ids:
+            self.class_ids = list(self.class_names)
+
     def to_row(self) -> dict:
         return dataclasses.asdict(self)
 
@@ -129,6 +139,8 @@ def columns_of_version(version: str) -> list[str] | None:
     """The manifest columns of a schema version this code reads, or None for one it cannot."""
     if version == SCHEMA_VERSION:
         return MANIFEST_SCHEMA.names
+    if version == "2":
+        return [name for name in MANIFEST_SCHEMA.names if name not in ADDED_IN_VERSION_3]
     if version == "1":
-        return [name for name in MANIFEST_SCHEMA.names if name not in ADDED_IN_VERSION_2]
+        return [name for name in MANIFEST_SCHEMA.names if name not in ADDED_IN_VERSION_2 + ADDED_IN_VERSION_3]
     return None

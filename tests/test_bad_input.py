@@ -87,7 +87,7 @@ CASES = [
     # -- the manifest and run spec -------------------------------------------------------
     Case("manifest truncated (status)", ["status", "--run", "{run}"], ["manifest", "is unreadable"], setup="truncate_manifest"),
     Case("manifest truncated (launch)", ["launch", "--run", "{run}"], ["manifest", "is unreadable"], setup="truncate_manifest"),
-    Case("manifest of another schema", ["status", "--run", "{run}"], ["has schema version", "reads versions 1-2"],
+    Case("manifest of another schema", ["status", "--run", "{run}"], ["has schema version", "reads versions 1-3"],
          setup="foreign_manifest"),
     Case("run.json corrupt", ["launch", "--run", "{run}"], ["run.json is not valid JSON"], setup="corrupt_spec"),
     Case("run.json missing", ["launch", "--run", "{run}"], ["run.json is missing"], setup="remove_spec"),

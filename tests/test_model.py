@@ -1,48 +1,171 @@
+import dataclasses
+
 import pytest
 import torch
 import torch.nn.functional as F
 
 from workers.config import GANConfig
 from workers.losses import discriminator_loss, generator_loss
-from workers.model import Discriminator, Generator
+from workers.model import Discriminator, Generator, Judgement
+from workers.presets import PRESETS, get_preset
+
+
+def small(size: int = 32, **overrides) -> GANConfig:
+    """A DCGAN-shaped config of any size, small enough for quick tests."""
+    stages = size.bit_length() - 3  # log2(size / 4)
+    values = dict(image_size=size, g_start=4, g_widths=tuple(8 * 2 ** (stages - 1 - i) for i in range(stages)),
+                  g_kernel=4, d_widths=tuple(8 * 2**i for i in range(stages)), d_strides=(2,) * stages, d_kernel=4)  # fmt: skip
+    return GANConfig(**{**values, **overrides})
 
 
 @pytest.mark.parametrize("size", [8, 16, 32, 64])
 @pytest.mark.parametrize("d_batchnorm,d_dropout", [(False, 0.0), (True, 0.5)])
 def test_shapes_for_each_resolution(size, d_batchnorm, d_dropout):
-    config = GANConfig(image_size=size, num_classes=10, d_batchnorm=d_batchnorm, d_dropout=d_dropout)
+    config = small(size, num_classes=10, d_batchnorm=d_batchnorm, d_dropout=d_dropout)
     g, d = Generator(config), Discriminator(config)
     images = g(torch.randn(2, config.z_dim), torch.tensor([0, 9]))
     assert images.shape == (2, 3, size, size)
     assert images.abs().max() <= 1.0
-    source, classes = d(images)
-    assert source.shape == (2,) and classes.shape == (2, 10)
+    judged = d(images)
+    assert judged.source.shape == (2,) and judged.classes.shape == (2, 10) and judged.twin is None
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_each_preset_runs_forward_and_backward_at_batch_2(name):
+    config = dataclasses.replace(get_preset(name).gan, num_classes=10)
+    torch.manual_seed(0)
+    g, d = Generator(config), Discriminator(config)
+    labels = torch.tensor([3, 7])
+    images = g(torch.randn(2, config.z_dim), labels)
+    assert images.shape == (2, 3, config.image_size, config.image_size)
+    judged = d(images)
+    loss = generator_loss(judged, labels, config) + discriminator_loss(d(images.detach()), labels, judged, labels, config)
+    loss.backward()
+    for model in (g, d):
+        missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+        assert not missing, f"no gradient reaches {missing[:3]}"
+
+
+def test_paper_128_has_the_appendix_architecture():
+    config = dataclasses.replace(get_preset("paper-128").gan, num_classes=10)
+    g, d = Generator(config), Discriminator(config)
+    assert g.project.in_features == 110 and g.project.out_features == 768 * 8 * 8  # the 768x8x8 fix
+    transposed = [m for m in g.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
+    assert [(m.out_channels, m.kernel_size, m.stride) for m in transposed] == [
+        (384, (5, 5), (2, 2)), (256, (5, 5), (2, 2)), (192, (5, 5), (2, 2)), (3, (5, 5), (2, 2))]  # fmt: skip
+    convs = [m for m in d.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [(m.out_channels, m.kernel_size[0], m.stride[0]) for m in convs] == [
+        (16, 3, 2), (32, 3, 1), (64, 3, 2), (128, 3, 1), (256, 3, 2), (512, 3, 1)]  # fmt: skip
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in d.modules()) == 5  # all but the first
+    assert sum(isinstance(m, torch.nn.Dropout) and m.p == 0.5 for m in d.modules()) == 6
+    assert d.heads.out_features == 11
+    assert config.lr == 2e-4 and (config.beta1, config.beta2) == (0.5, 0.999) and config.loss == "bce"
+    assert config.d_class_loss_on_fake and not (config.tac or config.d_spectral_norm or config.g_ema)
+    assert get_preset("paper-128").steps == 50_000 and get_preset("paper-128").batch_size == 100
+    std = torch.cat([m.weight.flatten() for m in convs]).std()
+    assert 0.018 < std < 0.022  # N(0, 0.02) init
+
+
+@pytest.mark.parametrize("overrides", [
+    {"d_spectral_norm": True}, {"loss": "hinge"}, {"tac": True, "d_class_loss_on_fake": False},
+    {"diff_augment": ("color", "translation", "cutout")}, {"d_noise": 0.1}, {"g_ema": 0.9},
+    {"g_upsample": "nearest", "g_class_norm": True}, {"d_class_loss_on_fake": False},
+])  # fmt: skip
+def test_each_option_builds_and_gets_gradients(overrides):
+    from workers.augment import diff_augment
+
+    config = small(16, num_classes=4, **overrides)
+    g, d = Generator(config), Discriminator(config)
+    labels = torch.tensor([0, 1, 2, 3])
+    fake = g(torch.randn(4, config.z_dim), labels)
+    augmented = diff_augment(fake, config.diff_augment) if config.diff_augment else fake
+    judged = d(augmented)
+    assert (judged.twin is not None) == config.tac
+    generator_loss(judged, labels, config).backward()
+    assert g.project.weight.grad.abs().sum() > 0
+
+
+def test_diff_augment_keeps_shape_changes_images_and_passes_gradients():
+    from workers.augment import diff_augment
+
+    x = (torch.rand(8, 3, 16, 16) * 2 - 1).requires_grad_()
+    for policy in ("color", "translation", "cutout"):
+        torch.manual_seed(0)
+        out = diff_augment(x, (policy,))
+        assert out.shape == x.shape and not torch.equal(out, x), policy
+        out.sum().backward()
+        assert x.grad is not None and x.grad.abs().sum() > 0, policy
+        x.grad = None
+    cut = diff_augment(torch.ones(4, 3, 16, 16), ("cutout",))
+    zeroed = (cut == 0).float().mean(dim=(1, 2, 3))
+    assert (zeroed > 0).all() and (zeroed <= 0.25).all()  # a square of half the side, part may fall outside
+
+
+def test_spectral_norm_bounds_each_weight():
+    config = small(16, num_classes=4, d_spectral_norm=True)
+    d = Discriminator(config)
+    for _ in range(10):  # power iterations converge in training mode
+        d(torch.randn(2, 3, 16, 16))
+    conv = next(m for m in d.modules() if isinstance(m, torch.nn.Conv2d))
+    sigma = torch.linalg.matrix_norm(conv.weight.detach().flatten(1), ord=2)
+    assert sigma == pytest.approx(1.0, abs=0.05)
 
 
 @pytest.mark.parametrize("field,value", [("image_size", 48), ("image_size", 4), ("num_classes", 0),
-                                         ("d_dropout", 1.0), ("g_width", 0)])
+                                         ("d_dropout", 1.0), ("g_widths", (0, 4, 4)), ("loss", "wgan"),
+                                         ("diff_augment", ("flip",)), ("d_strides", (2, 2)), ("tac", True)])  # fmt: skip
 def test_config_rejects_bad_values(field, value):
     with pytest.raises(ValueError, match=field):
         GANConfig(**{field: value})
 
 
+def test_configs_written_before_presets_still_build_the_same_model():
+    old = {"image_size": 32, "channels": 3, "num_classes": 10, "z_dim": 64, "g_width": 16, "d_width": 16,
+           "g_upsample": "nearest", "g_class_norm": True, "d_batchnorm": False, "d_dropout": 0.0,
+           "d_class_loss_on_fake": False, "g_class_weight": 1.0, "g_ema": 0.98, "lr": 1e-3, "beta1": 0.5,
+           "beta2": 0.999}  # fmt: skip
+    assert GANConfig.from_dict(old) == get_preset("cpu-32").gan
+
+
+def _judgement(source, classes):
+    return Judgement(source, classes, None)
+
+
 def test_losses_work_on_logits_not_probabilities():
+    config = GANConfig()
     confident = torch.tensor([8.0, 8.0])
     logits = torch.tensor([[10.0, 0.0], [0.0, 10.0]])
     labels = torch.tensor([0, 1])
     # A D that is confidently right has a near-zero loss; one that is confidently wrong, a large one.
-    assert discriminator_loss(confident, logits, labels, -confident, logits, labels) < 0.01
-    assert discriminator_loss(-confident, logits, 1 - labels, confident, logits, 1 - labels) > 30
+    assert discriminator_loss(_judgement(confident, logits), labels, _judgement(-confident, logits), labels, config) < 0.01
+    assert discriminator_loss(_judgement(-confident, logits), 1 - labels, _judgement(confident, logits), 1 - labels, config) > 30
     expected = F.binary_cross_entropy_with_logits(confident, torch.ones(2)) + F.cross_entropy(logits, labels)
-    assert torch.allclose(generator_loss(confident, logits, labels), expected)
+    assert torch.allclose(generator_loss(_judgement(confident, logits), labels, config), expected)
     # Softmax before cross-entropy (a known bug in ports) would flatten this gradient.
-    assert generator_loss(confident, logits, 1 - labels) > 9
+    assert generator_loss(_judgement(confident, logits), 1 - labels, config) > 9
+
+
+def test_hinge_and_tac_losses():
+    hinge = GANConfig(loss="hinge")
+    logits = torch.tensor([[10.0, 0.0], [0.0, 10.0]])
+    labels = torch.tensor([0, 1])
+    real, fake = _judgement(torch.tensor([2.0, 0.5]), logits), _judgement(torch.tensor([-3.0, 0.0]), logits)
+    # relu(1 - real) = [0, 0.5], relu(1 + fake) = [0, 1]: means 0.25 + 0.5, plus the (near-zero) class loss
+    assert discriminator_loss(real, labels, fake, labels, hinge) == pytest.approx(0.75, abs=1e-3)
+    assert generator_loss(fake, labels, hinge) == pytest.approx(1.5, abs=1e-3)  # -mean(fake source)
+
+    tac = GANConfig(tac=True, d_class_loss_on_fake=False)
+    twin_right = Judgement(torch.zeros(2), logits, logits)
+    twin_wrong = Judgement(torch.zeros(2), logits, logits.flip(1))
+    # G gains when the twin cannot tell its fakes' classes; D gains when it can.
+    assert generator_loss(twin_wrong, labels, tac) < generator_loss(twin_right, labels, tac)
+    assert discriminator_loss(twin_right, labels, twin_right, labels, tac) < discriminator_loss(
+        twin_right, labels, twin_wrong, labels, tac)  # fmt: skip
 
 
 def test_class_loss_gradient_reaches_the_generator():
-    config = GANConfig(num_classes=4)
+    config = small(32, num_classes=4)
     g, d = Generator(config), Discriminator(config)
     labels = torch.tensor([0, 1, 2, 3])
-    source, classes = d(g(torch.randn(4, config.z_dim), labels))
-    generator_loss(source, classes, labels).backward()
+    generator_loss(d(g(torch.randn(4, config.z_dim), labels)), labels, config).backward()
     assert g.project.weight.grad.abs().sum() > 0

@@ -7,10 +7,18 @@ from safetensors.torch import load_file
 
 from tests.helpers import RunsCode
 from workers.checkpoints import CheckpointError, load_generator
-from workers.config import TrainJob, cpu_32
+from manifests.history import METRICS, read_history
+from workers.config import TrainJob
 from workers.datasets.builtin import CLASS_NAMES
 from workers.sampling import generate
+from workers.presets import cpu_32
 from workers.train import TrainingDiverged, train_split
+
+CPU_32 = cpu_32().gan.to_dict()
+# Every option that draws random numbers or keeps state: dropout, activation noise,
+# DiffAugment, batch norm, spectral norm's power iteration, TAC, EMA.
+RANDOM_OPTIONS = {**CPU_32, "d_batchnorm": True, "d_dropout": 0.5, "d_noise": 0.1, "d_spectral_norm": True,
+                  "diff_augment": ["color", "translation", "cutout"], "tac": True, "loss": "hinge"}  # fmt: skip
 
 CPU = torch.device("cpu")  # explicit: on a CUDA machine train_split would pick the GPU
 
@@ -23,7 +31,7 @@ def make_job(tmp_path, steps, **overrides):
     classes = list(range(410, 420))
     values = dict(split=41, classes=classes, class_names=[CLASS_NAMES[c] for c in classes], data="builtin",
                   split_dir=str(tmp_path / "splits" / "041"), steps=steps, batch_size=8, seed=7,
-                  gan=cpu_32().to_dict(), checkpoint_every=10, report_every_seconds=0.0)  # fmt: skip
+                  gan=CPU_32, checkpoint_every=10, report_every_seconds=0.0)  # fmt: skip
     values.update(overrides)
     return TrainJob(**values)
 
@@ -52,23 +60,78 @@ def test_training_reports_progress_and_writes_both_checkpoints(tmp_path):
     info = json.loads((split_dir / "generator.json").read_text())
     assert info["classes"] == list(range(410, 420)) and info["step"] == 20
     generator, loaded = load_generator(split_dir / "generator.safetensors")
-    assert loaded.step == 20 and loaded.config.to_dict() == {**cpu_32().to_dict(), "num_classes": 10}
+    assert loaded.step == 20 and loaded.config.to_dict() == {**cpu_32().gan.to_dict(), "num_classes": 10}
     images = generate(generator, local_label=7, count=5, seed=3)
     assert images.shape == (5, 3, 32, 32) and images.dtype == torch.uint8
     assert torch.equal(images, generate(generator, local_label=7, count=5, seed=3))
 
 
-def test_resume_is_exact(tmp_path):
-    """Stopping at step 10 and resuming to 30 gives the same weights as one run to 30."""
-    straight = train_on_cpu(make_job(tmp_path / "a", 30))
-    train_on_cpu(make_job(tmp_path / "b", 10))
-    resumed = train_on_cpu(make_job(tmp_path / "b", 30))
-    assert resumed.resumed_from_step == 10 and resumed.step == 30
-    a = load_file(tmp_path / "a" / "splits" / "041" / "generator.safetensors")
-    b = load_file(tmp_path / "b" / "splits" / "041" / "generator.safetensors")
-    assert a.keys() == b.keys()
-    assert all(torch.equal(a[k], b[k]) for k in a)
+def _everything(split_dir):
+    """The whole training state but the clock: weights, optimisers, random states, history."""
+    state = torch.load(split_dir / "state.pt", weights_only=True)
+    state.pop("train_seconds")
+    state["history"] = state["history"][:, :-1]  # its last column is seconds
+    return state
+
+
+def _assert_same(a, b, where="state"):
+    if isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for key in a:
+            _assert_same(a[key], b[key], f"{where}.{key}")
+    elif isinstance(a, torch.Tensor):
+        assert torch.equal(a, b), where
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            _assert_same(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, where
+
+
+class Crash(Exception):
+    pass
+
+
+def crash_at(step):
+    def report(event):
+        if event.get("step", 0) >= step and event["event"] == "progress":
+            raise Crash(step)
+    return report
+
+
+@pytest.mark.parametrize("gan", [CPU_32, RANDOM_OPTIONS], ids=["cpu-32", "random-options"])
+def test_resume_is_exact(tmp_path, gan):
+    """A split stopped right after a checkpoint, or between two, and resumed ends in exactly
+    the state of one never stopped: weights, optimisers, random states and loss history
+    (whose rows, every 4 steps, straddle the checkpoint at 10)."""
+    straight = train_on_cpu(make_job(tmp_path / "a", 30, gan=gan, history_every=4))
+    with pytest.raises(Crash):  # stopped at step 11: the checkpoint at 10 is the newest
+        train_on_cpu(make_job(tmp_path / "b", 30, gan=gan, history_every=4), report=crash_at(11))
+    resumed = train_on_cpu(make_job(tmp_path / "b", 30, gan=gan, history_every=4))
+    with pytest.raises(Crash):  # stopped at step 25: the checkpoint at 20 is the newest
+        train_on_cpu(make_job(tmp_path / "c", 30, gan=gan, history_every=4), report=crash_at(25))
+    crashed = train_on_cpu(make_job(tmp_path / "c", 30, gan=gan, history_every=4))
+    assert (resumed.resumed_from_step, crashed.resumed_from_step) == (10, 20)
+    dirs = [tmp_path / run / "splits" / "041" for run in "abc"]
+    for other in dirs[1:]:
+        _assert_same(_everything(dirs[0]), _everything(other))
+        a, b = load_file(dirs[0] / "generator.safetensors"), load_file(other / "generator.safetensors")
+        assert all(torch.equal(a[k], b[k]) for k in a)
+        curve = [{k: v for k, v in row.items() if k != "train_seconds"} for row in read_history(other)]
+        assert curve == [{k: v for k, v in row.items() if k != "train_seconds"} for row in read_history(dirs[0])]
     assert resumed.loss_d == pytest.approx(straight.loss_d)
+
+
+def test_history_has_a_row_every_n_steps_with_every_metric(tmp_path):
+    train_on_cpu(make_job(tmp_path, 20, history_every=5))
+    rows = read_history(tmp_path / "splits" / "041")
+    assert [r["step"] for r in rows] == [5, 10, 15, 20] and {r["split"] for r in rows} == {41}
+    for row in rows:
+        assert all(0.0 <= row[m] <= 1.0 for m in ("accuracy_real", "accuracy_fake", "d_real", "d_fake"))
+        assert all(row[m] == row[m] for m in METRICS)  # no NaN
+    seconds = [r["train_seconds"] for r in rows]
+    assert seconds == sorted(seconds) and seconds[0] > 0
 
 
 def test_a_corrupt_state_falls_back_to_the_previous_one_and_resumes_exactly(tmp_path):
@@ -116,13 +179,13 @@ def test_a_finished_split_resumed_trains_no_further(tmp_path):
 
 def test_a_checkpoint_of_another_config_is_not_silently_reused(tmp_path):
     train_on_cpu(make_job(tmp_path, 10))
-    other = {**cpu_32().to_dict(), "g_width": 8}
+    other = {**CPU_32, "g_widths": [32, 16, 8]}
     with pytest.raises(CheckpointError, match="another model config"):
         train_on_cpu(make_job(tmp_path, 20, gan=other))
 
 
 def test_non_finite_losses_stop_training_with_a_clear_error(tmp_path):
-    exploding = {**cpu_32().to_dict(), "lr": 1e30}
+    exploding = {**CPU_32, "lr": 1e30}
     with pytest.raises(TrainingDiverged, match="non-finite loss"):
         train_on_cpu(make_job(tmp_path, 40, gan=exploding))
 

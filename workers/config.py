@@ -1,70 +1,129 @@
-"""Plain configuration records, free of torch so the coordinator can build them cheaply."""
+"""Plain configuration records, free of torch so the coordinator can build them cheaply.
+
+GANConfig's defaults are the paper's recipe (BCE losses, D's class loss on real and fake
+images, batch norm and dropout 0.5 in D, Adam 2e-4 / (0.5, 0.999)); the options later work
+added (spectral norm, hinge loss, EMA, DiffAugment, TAC) are off. The named presets are
+in workers/presets.py.
+"""
 from __future__ import annotations
 
 import dataclasses
 import math
 from dataclasses import dataclass, field
 
+LOSSES = ("bce", "hinge")
+AUGMENTATIONS = ("color", "translation", "cutout")
+
 
 @dataclass(frozen=True, kw_only=True)
 class GANConfig:
     image_size: int = 32
-    """Square image side in pixels: 4 * 2**n (8, 16, 32, 64, 128)."""
+    """Square image side in pixels; must equal g_start * 2**len(g_widths)."""
     channels: int = 3
     num_classes: int = 10
     """K: classes this one model conditions on (one split's classes)."""
     z_dim: int = 100
-    """Noise size; G's input is z concatenated with the one-hot class."""
-    g_width: int = 16
-    """Feature maps of G's last hidden stage; each earlier stage doubles it."""
-    d_width: int = 16
-    """Feature maps of D's first stage; each later stage doubles it."""
+    """Noise size; G's input is z concatenated with the one-hot class (the paper: 100 + 10)."""
+
+    # Generator: Linear -> g_widths[0] x g_start x g_start, then one resolution-doubling
+    # layer per entry of g_widths (into the next width, the last one into `channels`).
+    g_start: int = 4
+    g_widths: tuple[int, ...] = (384, 192, 96)
+    """Feature maps of the linear layer's output and of each hidden upsampling layer."""
+    g_kernel: int = 5
+    """Kernel of G's transposed convolutions (the paper: 5x5, stride 2)."""
     g_upsample: str = "transpose"
-    """How G doubles resolution: `transpose` (the paper's 5x5/4x4 transposed convs) or
-    `nearest` (nearest-neighbour upsampling then a 3x3 conv: no checkerboard artefacts)."""
+    """`transpose` (the paper's transposed convs) or `nearest` (nearest-neighbour upsampling
+    then a 3x3 conv: no checkerboard artefacts)."""
+    g_project_norm: bool = False
+    """Batch norm on the linear layer's output (the paper: ReLU only)."""
     g_class_norm: bool = False
     """Class-conditional batch norm in G (a per-class scale and shift after each norm), on
     top of the paper's one-hot input: class information reaches every stage."""
+
+    # Discriminator: one conv per entry of d_widths, with the matching stride.
+    d_widths: tuple[int, ...] = (16, 32, 64, 128, 256, 512)
+    d_strides: tuple[int, ...] = (2, 1, 2, 1, 2, 1)
+    d_kernel: int = 3
     d_batchnorm: bool = True
-    """Batch norm in D's hidden stages, as in the paper."""
+    """Batch norm in D's layers but the first, as in the paper."""
     d_dropout: float = 0.5
-    """Dropout after each D stage (the paper uses 0.5)."""
+    """Dropout after each D layer (the paper: 0.5)."""
+    d_noise: float = 0.0
+    """Std of Gaussian noise added to the input of each D layer while training (the paper's
+    "activation noise"; it searched 0, 0.1 and 0.2)."""
+    d_spectral_norm: bool = False
+    """Spectral normalisation of D's weights (Miyato et al. 2018)."""
+
+    # Losses and recipe.
+    loss: str = "bce"
+    """`bce` (the paper's, non-saturating for G) or `hinge` (the source loss of SN-GAN/BigGAN)."""
     d_class_loss_on_fake: bool = True
     """Train D's class head on fake images too (the paper); False: real images only."""
+    tac: bool = False
+    """TAC-GAN's twin classifier: a second class head trained on fakes, whose loss G
+    maximises. Counters AC-GAN's low-diversity samples; needs d_class_loss_on_fake False."""
     g_class_weight: float = 1.0
     """Weight of the class term in G's loss (the paper: 1)."""
     g_ema: float = 0.0
     """Decay of an exponential moving average of G's weights, which sampling then uses;
-    0 turns it off. Smooths out the last steps' oscillation."""
+    0 turns it off."""
+    diff_augment: tuple[str, ...] = ()
+    """DiffAugment policies (Zhao et al. 2020) applied to every image D sees, real or fake:
+    any of color, translation, cutout."""
     lr: float = 2e-4
     beta1: float = 0.5
     beta2: float = 0.999
 
     def __post_init__(self) -> None:
-        stages = math.log2(self.image_size / 4)
-        if self.image_size < 8 or stages != int(stages):
-            raise ValueError(f"image_size must be 4 * 2**n and >= 8, got {self.image_size}")
+        for name in ("g_widths", "d_widths", "d_strides", "diff_augment"):  # lists from JSON
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        if self.image_size < 8 or self.g_start * 2 ** len(self.g_widths) != self.image_size:
+            raise ValueError(
+                f"image_size must be g_start * 2**len(g_widths) and >= 8: got image_size {self.image_size}, "
+                f"g_start {self.g_start}, {len(self.g_widths)} g_widths"
+            )
         if self.num_classes < 1:
             raise ValueError(f"num_classes must be >= 1, got {self.num_classes}")
         if self.g_upsample not in ("transpose", "nearest"):
             raise ValueError(f"g_upsample must be 'transpose' or 'nearest', got {self.g_upsample!r}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
+        unknown = [p for p in self.diff_augment if p not in AUGMENTATIONS]
+        if unknown:
+            raise ValueError(f"diff_augment policies must be among {', '.join(AUGMENTATIONS)}, got {unknown}")
+        if self.tac and self.d_class_loss_on_fake:
+            raise ValueError("tac trains D's class head on real images only: set d_class_loss_on_fake false")
         if not 0.0 <= self.g_ema < 1.0:
             raise ValueError(f"g_ema must be in [0, 1), got {self.g_ema}")
         if not 0.0 <= self.d_dropout < 1.0:
             raise ValueError(f"d_dropout must be in [0, 1), got {self.d_dropout}")
-        for name in ("channels", "z_dim", "g_width", "d_width"):
+        if self.d_noise < 0:
+            raise ValueError(f"d_noise must be >= 0, got {self.d_noise}")
+        if len(self.d_strides) != len(self.d_widths) or not self.d_widths:
+            raise ValueError(f"d_strides must have one stride per d_widths entry, got {self.d_strides}")
+        if any(s not in (1, 2) for s in self.d_strides) or self.image_size % 2 ** self.d_strides.count(2):
+            raise ValueError(f"d_strides must be 1s and 2s that divide image_size, got {self.d_strides}")
+        if 1 in self.d_strides and self.d_kernel % 2 == 0:
+            raise ValueError(f"d_kernel must be odd when a d_strides entry is 1, got {self.d_kernel}")
+        for name in ("channels", "z_dim", "g_start", "g_kernel", "d_kernel"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("g_widths", "d_widths"):
+            if not all(isinstance(w, int) and w >= 1 for w in getattr(self, name)):
+                raise ValueError(f"{name} must be positive integers, got {getattr(self, name)}")
 
     @property
-    def stages(self) -> int:
-        return int(math.log2(self.image_size / 4))
+    def d_output_side(self) -> int:
+        """Side of D's last feature map."""
+        return self.image_size // 2 ** self.d_strides.count(2)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, values: dict) -> "GANConfig":
+        values = _from_version_1(values)
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(values) - known
         if unknown:
@@ -72,17 +131,20 @@ class GANConfig:
         return cls(**values)
 
 
-def cpu_32() -> GANConfig:
-    """A small, fast AC-GAN for 32x32 images: the built-in data's 100-split run trains in
-    minutes on two CPU cores. Departs from the paper where that learns faster in few steps
-    (bench/README.md has the measurements): nearest-neighbour upsampling, class-conditional
-    norm in G, no batch norm or dropout in D, D's class loss on real images only, lr 1e-3,
-    and sampling from an average of G's weights over its last ~50 steps.
-    """
-    return GANConfig(
-        image_size=32, z_dim=64, g_width=16, d_width=16, g_upsample="nearest", g_class_norm=True,
-        d_batchnorm=False, d_dropout=0.0, d_class_loss_on_fake=False, lr=1e-3, g_ema=0.98,
-    )  # fmt: skip
+def _from_version_1(values: dict) -> dict:
+    """Configs written before the presets named a DCGAN shape by two widths (each stage
+    doubling or halving them, 4x4 kernels, batch norm on the projection): spelled out, they
+    build the same modules, so their checkpoints load unchanged."""
+    if "g_width" not in values:
+        return values
+    values = dict(values)
+    g_width, d_width = values.pop("g_width"), values.pop("d_width")
+    stages = int(math.log2(values.get("image_size", 32) / 4))
+    return {
+        "g_start": 4, "g_widths": tuple(g_width * 2 ** (stages - 1 - i) for i in range(stages)), "g_kernel": 4,
+        "g_project_norm": True, "d_widths": tuple(d_width * 2**i for i in range(stages)),
+        "d_strides": (2,) * stages, "d_kernel": 4, **values,
+    }  # fmt: skip
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -92,13 +154,19 @@ class TrainJob:
     """Global class indices of this split; local label i is classes[i]."""
     class_names: list[str]
     data: str
-    """`builtin` or the path of an image folder."""
+    """`builtin`, `cifar10:ROOT` (and the like), or the path of an image folder."""
     split_dir: str
-    """Folder for this split's checkpoints."""
+    """Folder for this split's checkpoints, history and image cache."""
     steps: int
     batch_size: int
     seed: int
     gan: dict = field(default_factory=dict)
     """GANConfig fields; num_classes is taken from `classes`."""
     checkpoint_every: int = 250
+    history_every: int = 0
+    """Steps per row of the loss history; 0: about 200 rows over the whole run."""
     report_every_seconds: float = 1.0
+
+    @property
+    def history_interval(self) -> int:
+        return self.history_every or max(1, self.steps // 200)

@@ -2,36 +2,43 @@
 popular ports that squashes the class gradient).
 
 D maximises L_S + L_C, with its class loss on real and fake images; G maximises L_C - L_S,
-in the usual non-saturating form.
+in the usual non-saturating form. Options (workers/config.py): the hinge source loss,
+D's class loss on real images only, and TAC's twin classifier.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-
-def discriminator_loss(
-    real_source: torch.Tensor,
-    real_class: torch.Tensor,
-    real_labels: torch.Tensor,
-    fake_source: torch.Tensor,
-    fake_class: torch.Tensor,
-    fake_labels: torch.Tensor,
-    class_loss_on_fake: bool = True,
-) -> torch.Tensor:
-    """The paper trains D's class head on real and fake images; `class_loss_on_fake=False`
-    trains it on real images only, a remedy for AC-GAN's low-diversity samples."""
-    source = F.binary_cross_entropy_with_logits(
-        real_source, torch.ones_like(real_source)
-    ) + F.binary_cross_entropy_with_logits(fake_source, torch.zeros_like(fake_source))
-    classes = F.cross_entropy(real_class, real_labels)
-    if class_loss_on_fake:
-        classes = classes + F.cross_entropy(fake_class, fake_labels)
-    return source + classes
+from workers.config import GANConfig
+from workers.model import Judgement
 
 
-def generator_loss(
-    fake_source: torch.Tensor, fake_class: torch.Tensor, fake_labels: torch.Tensor, class_weight: float = 1.0
-) -> torch.Tensor:
-    source = F.binary_cross_entropy_with_logits(fake_source, torch.ones_like(fake_source))
-    return source + class_weight * F.cross_entropy(fake_class, fake_labels)
+def _source_loss_d(real: torch.Tensor, fake: torch.Tensor, loss: str) -> torch.Tensor:
+    if loss == "hinge":
+        return F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean()
+    return F.binary_cross_entropy_with_logits(real, torch.ones_like(real)) + F.binary_cross_entropy_with_logits(
+        fake, torch.zeros_like(fake)
+    )
+
+
+def discriminator_loss(real: Judgement, real_labels: torch.Tensor, fake: Judgement, fake_labels: torch.Tensor,
+                       config: GANConfig) -> torch.Tensor:  # fmt: skip
+    """`fake` must come from detached fakes: this loss trains D only."""
+    loss = _source_loss_d(real.source, fake.source, config.loss) + F.cross_entropy(real.classes, real_labels)
+    if config.d_class_loss_on_fake:
+        loss = loss + F.cross_entropy(fake.classes, fake_labels)
+    if config.tac:  # the twin learns which class each fake was asked to be
+        loss = loss + F.cross_entropy(fake.twin, fake_labels)
+    return loss
+
+
+def generator_loss(fake: Judgement, fake_labels: torch.Tensor, config: GANConfig) -> torch.Tensor:
+    if config.loss == "hinge":
+        source = -fake.source.mean()
+    else:
+        source = F.binary_cross_entropy_with_logits(fake.source, torch.ones_like(fake.source))
+    classes = F.cross_entropy(fake.classes, fake_labels)
+    if config.tac:  # ... and G makes the twin's job hard: its fakes cover each class, not its easy modes
+        classes = classes - F.cross_entropy(fake.twin, fake_labels)
+    return source + config.g_class_weight * classes

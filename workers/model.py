@@ -1,9 +1,12 @@
 """The AC-GAN: a class-conditional generator and a discriminator with two heads.
 
-G(z, c) -> image. D(x) -> (source logit: real vs fake, K class logits). Both heads emit
-logits; the losses (workers/losses.py) apply the sigmoid / softmax themselves.
+G(z, c) -> image. D(x) -> Judgement(source logit: real vs fake, K class logits, and with
+TAC K twin-class logits). Every head emits logits; the losses (workers/losses.py) apply
+the sigmoid / softmax themselves.
 """
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import torch
 import torch.nn as nn
@@ -24,7 +27,8 @@ def _upsample(config: GANConfig, in_ch: int, out_ch: int, bias: bool) -> nn.Modu
     """A layer that doubles the resolution."""
     if config.g_upsample == "nearest":
         return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(in_ch, out_ch, 3, padding=1, bias=bias))
-    return nn.ConvTranspose2d(in_ch, out_ch, 4, stride=2, padding=1, bias=bias)
+    k = config.g_kernel  # padding and output_padding that make any kernel exactly double the side
+    return nn.ConvTranspose2d(in_ch, out_ch, k, stride=2, padding=(k - 1) // 2, output_padding=k % 2, bias=bias)
 
 
 class _ClassNorm(nn.Module):
@@ -46,17 +50,16 @@ class Generator(nn.Module):
     def __init__(self, config: GANConfig):
         super().__init__()
         self.config = config
-        width = config.g_width * 2 ** (config.stages - 1)
-        self.project = nn.Linear(config.z_dim + config.num_classes, width * 4 * 4)
-        widths = [width // 2**i for i in range(config.stages)]  # input width of each stage
-        self.norms = nn.ModuleList(self._norm(w) for w in widths)
-        self.stages = nn.ModuleList(
-            _upsample(config, w, w // 2, bias=False) for w in widths[:-1]
-        )
+        widths = config.g_widths  # input width of each upsampling layer
+        self.project = nn.Linear(config.z_dim + config.num_classes, widths[0] * config.g_start**2)
+        self.norms = nn.ModuleList(self._norm(w, i) for i, w in enumerate(widths))
+        self.stages = nn.ModuleList(_upsample(config, w, w_next, bias=False) for w, w_next in zip(widths, widths[1:]))
         self.to_image = _upsample(config, widths[-1], config.channels, bias=True)
         self.apply(init_weights)
 
-    def _norm(self, channels: int) -> nn.Module:
+    def _norm(self, channels: int, index: int) -> nn.Module:
+        if index == 0 and not self.config.g_project_norm:
+            return nn.Identity()
         if self.config.g_class_norm:
             return _ClassNorm(channels, self.config.num_classes)
         return nn.BatchNorm2d(channels)
@@ -66,36 +69,68 @@ class Generator(nn.Module):
         return F.relu(norm(h, labels) if isinstance(norm, _ClassNorm) else norm(h))
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        one_hot = F.one_hot(labels, self.config.num_classes).to(z.dtype)
-        h = self.project(torch.cat([z, one_hot], dim=1))  # (B, W*16)
-        h = h.view(h.shape[0], -1, 4, 4).contiguous(memory_format=torch.channels_last)  # (B, W, 4, 4)
+        c = self.config
+        one_hot = F.one_hot(labels, c.num_classes).to(z.dtype)
+        h = self.project(torch.cat([z, one_hot], dim=1))
+        h = h.view(h.shape[0], c.g_widths[0], c.g_start, c.g_start).contiguous(memory_format=torch.channels_last)
         for index, stage in enumerate(self.stages):
-            h = stage(self._normalise(index, h, labels))  # doubles the side, halves the width
+            h = stage(self._normalise(index, h, labels))  # doubles the side
         h = self._normalise(len(self.stages), h, labels)
         return torch.tanh(self.to_image(h))  # (B, C, S, S) in [-1, 1]
+
+
+class _ActivationNoise(nn.Module):
+    """Adds N(0, std) noise while training; nothing in eval mode."""
+
+    def __init__(self, std: float):
+        super().__init__()
+        self.std = std
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + torch.randn_like(x) * self.std if self.training else x
+
+
+class Judgement(NamedTuple):
+    source: torch.Tensor
+    """(B,) logit of "real"."""
+    classes: torch.Tensor
+    """(B, K) class logits: the auxiliary classifier."""
+    twin: torch.Tensor | None
+    """(B, K) logits of TAC's twin classifier, which learns the classes of fakes; None without TAC."""
 
 
 class Discriminator(nn.Module):
     def __init__(self, config: GANConfig):
         super().__init__()
         self.config = config
+
+        def init(layer: nn.Module) -> nn.Module:
+            # Initialised before spectral norm wraps it: the wrapped weight is computed.
+            init_weights(layer)
+            return nn.utils.parametrizations.spectral_norm(layer) if config.d_spectral_norm else layer
+
         layers: list[nn.Module] = []
-        in_ch, width = config.channels, config.d_width
-        for stage in range(config.stages):
-            # The first stage never has batch norm (as in the paper and DCGAN).
-            use_norm = config.d_batchnorm and stage > 0
-            layers.append(nn.Conv2d(in_ch, width, 4, stride=2, padding=1, bias=not use_norm))
-            if use_norm:
+        in_ch = config.channels
+        for index, (width, stride) in enumerate(zip(config.d_widths, config.d_strides)):
+            if config.d_noise:
+                layers.append(_ActivationNoise(config.d_noise))
+            # The first layer never has batch norm (as in the paper and DCGAN).
+            use_bn = config.d_batchnorm and index > 0
+            padding = (config.d_kernel - 1) // 2
+            layers.append(init(nn.Conv2d(in_ch, width, config.d_kernel, stride=stride, padding=padding, bias=not use_bn)))
+            if use_bn:
                 layers.append(nn.BatchNorm2d(width))
             layers.append(nn.LeakyReLU(0.2, inplace=True))
             if config.d_dropout:
                 layers.append(nn.Dropout(config.d_dropout))
-            in_ch, width = width, width * 2
+            in_ch = width
         self.features = nn.Sequential(*layers)
-        self.heads = nn.Linear(in_ch * 4 * 4, 1 + config.num_classes)
-        self.apply(init_weights)
+        k = config.num_classes
+        self.heads = init(nn.Linear(in_ch * config.d_output_side**2, 1 + k + (k if config.tac else 0)))
 
-    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.features(images).flatten(1)  # (B, W*16)
-        logits = self.heads(h)  # (B, 1 + K)
-        return logits[:, 0], logits[:, 1:]  # source logit (B,), class logits (B, K)
+    def forward(self, images: torch.Tensor) -> Judgement:
+        h = self.features(images).flatten(1)
+        logits = self.heads(h)  # (B, 1 + K [+ K])
+        k = self.config.num_classes
+        twin = logits[:, 1 + k :] if self.config.tac else None
+        return Judgement(logits[:, 0], logits[:, 1 : 1 + k], twin)

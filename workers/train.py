@@ -27,10 +27,12 @@ from workers.checkpoints import (
     save_generator,
     save_training_state,
 )
-from workers.datasets import open_dataset
-from workers.losses import discriminator_loss, generator_loss
+from manifests.history import write_history
+from workers.augment import diff_augment
 from workers.config import GANConfig, TrainJob
-from workers.model import Discriminator, Generator
+from workers.datasets import load_split_images
+from workers.losses import discriminator_loss, generator_loss
+from workers.model import Discriminator, Generator, Judgement
 
 Report = Callable[[dict], None]
 
@@ -53,28 +55,36 @@ class TrainResult:
     skipped_images: int
 
 
-class _RunningMetrics:
-    """Sums kept on the device, so reading them (a sync) happens only when reporting."""
+METRICS = ("loss_d", "loss_g", "accuracy_real", "accuracy_fake", "d_real", "d_fake")
+"""Measured every step, on the device; see manifests/history.py for what each means."""
+
+
+class _Window:
+    """Sums of the per-step metrics since the last take(), kept on the device so that
+    reading them (a sync) happens only when a report or a history row is due."""
 
     def __init__(self, device: torch.device):
-        self.sums = torch.zeros(3, device=device)  # loss_d, loss_g, correct real predictions
-        self.batches = 0
-        self.samples = 0
+        self.sums = torch.zeros(len(METRICS), dtype=torch.float64, device=device)
+        self.steps = 0
 
-    def add(self, loss_d: torch.Tensor, loss_g: torch.Tensor, correct: torch.Tensor, batch: int) -> None:
-        self.sums += torch.stack([loss_d.detach(), loss_g.detach(), correct.float()])
-        self.batches += 1
-        self.samples += batch
+    def add(self, values: torch.Tensor) -> None:
+        self.sums += values
+        self.steps += 1
 
-    def take(self) -> dict | None:
-        if not self.batches:
+    def take(self) -> list[float] | None:
+        if not self.steps:
             return None
-        loss_d, loss_g, correct = self.sums.tolist()
-        values = {"loss_d": loss_d / self.batches, "loss_g": loss_g / self.batches,
-                  "class_accuracy": correct / self.samples}  # fmt: skip
+        means = (self.sums / self.steps).tolist()
         self.sums.zero_()
-        self.batches = self.samples = 0
-        return values
+        self.steps = 0
+        return means
+
+    def state(self) -> dict:
+        return {"sums": self.sums.cpu(), "steps": self.steps}
+
+    def load(self, state: dict) -> None:
+        self.sums.copy_(state["sums"])
+        self.steps = int(state["steps"])
 
 
 class _WeightAverage:
@@ -120,7 +130,7 @@ def train_split(job: TrainJob, report: Report | None = None, device: torch.devic
     split_dir = Path(job.split_dir)
     config = GANConfig.from_dict({**job.gan, "num_classes": len(job.classes)})
 
-    torch.manual_seed(job.seed)  # dropout and init; saved and restored below on resume
+    torch.manual_seed(job.seed)  # init, dropout, noise and augmentation; saved and restored below
     # channels_last: the layout oneDNN and cuDNN convolutions run fastest in (1.6x for
     # G's upsample convs on CPU, bench/README.md).
     generator = Generator(config).to(device, memory_format=torch.channels_last)
@@ -131,6 +141,8 @@ def train_split(job: TrainJob, report: Report | None = None, device: torch.devic
     averaged = _WeightAverage(generator, config.g_ema) if config.g_ema else None
     rng = torch.Generator().manual_seed(job.seed)  # batches, noise and fake labels
     step, past_seconds = 0, 0.0
+    history: list[list[float]] = []  # [step, *METRICS, train_seconds] per row
+    report_window, history_window = _Window(device), _Window(device)
 
     loaded = load_training_state(split_dir)
     warning = None
@@ -140,7 +152,7 @@ def train_split(job: TrainJob, report: Report | None = None, device: torch.devic
             # Kept for inspection, and out of the way: the next save must not rotate it
             # over the good state.prev.pt.
             os.replace(split_dir / STATE_NAME, split_dir / BAD_STATE_NAME)
-        if state.get("config") != config.to_dict():
+        if GANConfig.from_dict(state["config"]) != config:
             raise CheckpointError(f"{split_dir} holds a checkpoint of another model config; use a new --run")
         generator.load_state_dict(state["generator"])
         discriminator.load_state_dict(state["discriminator"])
@@ -153,12 +165,15 @@ def train_split(job: TrainJob, report: Report | None = None, device: torch.devic
         if device.type == "cuda" and "cuda_rng" in state:
             torch.cuda.set_rng_state(state["cuda_rng"], device)
         step, past_seconds = int(state["step"]), float(state["train_seconds"])
+        if "history" in state:  # checkpoints from before the history have none
+            history = state["history"].tolist()
+            history_window.load(state["history_window"])
     resumed_from = step
 
     # Reported before the data loads, so that an attempt that fails there still counts.
     report({"event": "started", "step": step, "resumed_from": step, "device": device_label, "pid": os.getpid(),
             "warning": warning})
-    data = open_dataset(job.data).load_classes(job.classes, config.image_size)
+    data = load_split_images(job.data, job.classes, config.image_size, cache_dir=split_dir)
     images = data.images.to(device)  # uint8 stays compact; each batch is scaled on the fly
     labels = data.labels.to(device)
 
@@ -176,21 +191,24 @@ def train_split(job: TrainJob, report: Report | None = None, device: torch.devic
             "opt_d": opt_d.state_dict(),
             "rng": rng.get_state(),
             "torch_rng": torch.get_rng_state(),
+            "history": torch.tensor(history, dtype=torch.float64).reshape(-1, len(METRICS) + 2),
+            "history_window": history_window.state(),
         }
         if device.type == "cuda":
             snapshot["cuda_rng"] = torch.cuda.get_rng_state(device)
         if averaged is not None:
             snapshot["generator_ema"] = averaged.model.state_dict()
         save_training_state(split_dir, snapshot)
+        write_history(split_dir, job.split, history)
         info = GeneratorInfo(config=config, step=step, split=job.split,
                              classes=list(job.classes), class_names=list(job.class_names))  # fmt: skip
         return str(save_generator(split_dir, averaged.model if averaged else generator, info))
 
-    metrics = _RunningMetrics(device)
     last = {"loss_d": None, "loss_g": None, "class_accuracy": None}
     last_report = time.monotonic()
     generator_path = str(split_dir / GENERATOR_WEIGHTS)  # rewritten at the last step at the latest
     n, k, b = len(images), config.num_classes, job.batch_size
+    augment = (lambda x: diff_augment(x, config.diff_augment)) if config.diff_augment else (lambda x: x)
 
     generator.train()
     discriminator.train()
@@ -206,21 +224,20 @@ def train_split(job: TrainJob, report: Report | None = None, device: torch.devic
         fake = generator(noise, fake_labels)
         if config.d_batchnorm:
             # Separate passes, so D's batch statistics match the G step's fake-only batch.
-            real_source, real_class = discriminator(real)
-            fake_source, fake_class = discriminator(fake.detach())
+            on_real = discriminator(augment(real))
+            on_fake = discriminator(augment(fake.detach()))
         else:  # the same arithmetic in one pass: fewer, larger kernels
-            source, classes = discriminator(torch.cat([real, fake.detach()]))
-            real_source, fake_source = source[:b], source[b:]
-            real_class, fake_class = classes[:b], classes[b:]
-        loss_d = discriminator_loss(real_source, real_class, real_labels, fake_source, fake_class, fake_labels,
-                                    class_loss_on_fake=config.d_class_loss_on_fake)  # fmt: skip
+            both = discriminator(augment(torch.cat([real, fake.detach()])))
+            on_real, on_fake = (Judgement(*(t[:b] if t is not None else None for t in both)),
+                                Judgement(*(t[b:] if t is not None else None for t in both)))  # fmt: skip
+        loss_d = discriminator_loss(on_real, real_labels, on_fake, fake_labels, config)
         opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         opt_d.step()
 
         # G step: reuses this step's fakes against the updated D.
-        fake_source, fake_class = discriminator(fake)
-        loss_g = generator_loss(fake_source, fake_class, fake_labels, config.g_class_weight)
+        judged = discriminator(augment(fake))
+        loss_g = generator_loss(judged, fake_labels, config)
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_g.step()
@@ -228,11 +245,23 @@ def train_split(job: TrainJob, report: Report | None = None, device: torch.devic
             averaged.update(generator)
 
         step += 1
-        metrics.add(loss_d, loss_g, (real_class.argmax(1) == real_labels).sum(), b)
+        with torch.no_grad():
+            measured = torch.stack([
+                loss_d.detach(), loss_g.detach(),
+                (on_real.classes.argmax(1) == real_labels).float().mean(),
+                (judged.classes.argmax(1) == fake_labels).float().mean(),
+                torch.sigmoid(on_real.source).mean(), torch.sigmoid(on_fake.source).mean(),
+            ]).double()  # fmt: skip
+        report_window.add(measured)
+        history_window.add(measured)
+        if step % job.history_interval == 0 or step == job.steps:
+            history.append([step, *history_window.take(), elapsed()])
         now = time.monotonic()
         due_checkpoint = step % job.checkpoint_every == 0 or step == job.steps
         if now - last_report >= job.report_every_seconds or due_checkpoint:
-            last = metrics.take() or last
+            means = report_window.take()
+            if means is not None:
+                last = {"loss_d": means[0], "loss_g": means[1], "class_accuracy": means[2]}
             if not (math.isfinite(last["loss_d"]) and math.isfinite(last["loss_g"])):
                 raise TrainingDiverged(
                     f"split {job.split}: non-finite loss at step {step} "

@@ -1,18 +1,73 @@
-"""Datasets a split can train on: the built-in procedural data or an image folder."""
+"""Datasets a split can train on, named by a `--data` spec:
+
+    builtin            the embedded procedural data (32x32, 1000 classes)
+    cifar10:ROOT       CIFAR-10 / CIFAR-100 / MNIST from a local torchvision root
+    cifar100:ROOT      (workers/datasets/arrays.py)
+    mnist:ROOT
+    PATH               an image folder, one subfolder per class (ImageNet's train/ included)
+
+Every dataset has class_names, class_ids (what `--label` accepts besides names and
+indices) and load_classes(classes, image_size); those that are costly to decode also have
+fingerprint(classes), and load_split_images caches their decoded pixels.
+"""
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
+from workers.datasets.arrays import SOURCES
 from workers.datasets.builtin import BuiltinDataset
-from workers.datasets.folder import DatasetError, ImageFolderDataset
+from workers.datasets.errors import DatasetError
+from workers.datasets.folder import ImageFolderDataset
 from workers.datasets.loaded import LoadedImages
 
 BUILTIN = "builtin"
 
 
-def open_dataset(spec: str) -> BuiltinDataset | ImageFolderDataset:
-    """`builtin` for the embedded data, or the path of an image folder."""
+def _split_spec(spec: str) -> tuple[str | None, str]:
+    kind, sep, root = spec.partition(":")
+    return (kind, root) if sep and kind in SOURCES else (None, spec)
+
+
+def normalise_spec(spec: str) -> str:
+    """The spec with its path made absolute, as run.json stores it."""
+    if spec == BUILTIN:
+        return spec
+    kind, path = _split_spec(spec)
+    path = os.path.abspath(os.path.expanduser(path))
+    return f"{kind}:{path}" if kind else path
+
+
+def open_dataset(spec: str):
     if spec == BUILTIN:
         return BuiltinDataset()
+    kind, path = _split_spec(spec)
+    if kind is not None:
+        if not Path(path).is_dir():
+            raise DatasetError(f"--data {spec}: {path} is not a folder; pass {kind}:ROOT, ROOT being torchvision's root")
+        return SOURCES[kind](path)
     return ImageFolderDataset(spec)
 
 
-__all__ = ["BUILTIN", "BuiltinDataset", "DatasetError", "ImageFolderDataset", "LoadedImages", "open_dataset"]
+def load_split_images(spec: str, classes: list[int], image_size: int, cache_dir: Path | None = None) -> LoadedImages:
+    """One split's images; decoded once, then read from cache_dir on later attempts."""
+    from workers.datasets.cache import cache_key, cache_path, read_cache, write_cache
+
+    dataset = open_dataset(spec)
+    if cache_dir is None or not hasattr(dataset, "fingerprint"):
+        return dataset.load_classes(classes, image_size)
+    path = cache_path(cache_dir, image_size)
+    key = cache_key(dataset.name, dataset.fingerprint(classes), classes, image_size)
+    cached = read_cache(path, key)
+    if cached is not None:
+        return cached
+    data = dataset.load_classes(classes, image_size)
+    try:
+        write_cache(path, key, data)
+    except OSError:
+        pass  # a full or read-only disk costs the next attempt a decode, nothing more
+    return data
+
+
+__all__ = ["BUILTIN", "BuiltinDataset", "DatasetError", "ImageFolderDataset", "LoadedImages", "load_split_images",
+           "normalise_spec", "open_dataset"]  # fmt: skip

@@ -63,6 +63,7 @@ class BuiltinDataset:
 
     name = "builtin"
     class_names = CLASS_NAMES
+    class_ids = CLASS_NAMES
     images_per_class = 256
 
     def load_classes(self, classes: list[int], image_size: int) -> LoadedImages:

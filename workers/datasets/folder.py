@@ -3,25 +3,42 @@
     ROOT/n01440764/*.JPEG, ROOT/n01443537/*.JPEG, ...
 
 Class index = position of the folder name in sorted order, so ImageNet's training folder
-gives the standard 1000 class indices. Images of any size and mode are converted to RGB,
-centre-cropped to a square and resized to the model's resolution.
+gives the standard 1000 class indices; its classes are then named as torchvision names
+them ("balloon"), and their WordNet ids are kept as class ids. Other folders' classes are
+named by their folder names. Images of any size and mode (grayscale, palette, CMYK, alpha)
+become RGB, centre-cropped to a square and resized to the model's resolution.
 """
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 from pathlib import Path
 
+from workers.datasets.errors import DatasetError
 from workers.datasets.loaded import LoadedImages
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
-
-
-class DatasetError(Exception):
-    """A dataset that cannot be used: missing, empty, or laid out wrongly."""
+WORDNET_ID = re.compile(r"n\d{8}")
+IMAGENET_CLASSES = 1000
 
 
 def _is_image(name: str) -> bool:
     return not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS)
+
+
+def imagenet_class_names() -> list[str]:
+    """torchvision's names of the 1000 ImageNet classes, in class-index order."""
+    from torchvision.models import ResNet18_Weights
+
+    return list(ResNet18_Weights.IMAGENET1K_V1.meta["categories"])
+
+
+def _layout_hint(root: Path, class_dirs: list) -> str:
+    names = {entry.name for entry in class_dirs}
+    if {"train", "val"} <= names:
+        return f"; it looks like a dataset's top folder: pass --data {root / 'train'}"
+    return ""
 
 
 class ImageFolderDataset:
@@ -32,45 +49,79 @@ class ImageFolderDataset:
             raise DatasetError(f"data folder {self.root} does not exist; pass --data PATH or --data builtin")
         if not self.root.is_dir():
             raise DatasetError(f"--data {self.root} is a file; it must be a folder with one subfolder per class")
+        entries = list(os.scandir(self.root))
         self.class_dirs = sorted(
-            (entry for entry in os.scandir(self.root) if entry.is_dir() and not entry.name.startswith(".")),
-            key=lambda entry: entry.name,
+            (e for e in entries if e.is_dir() and not e.name.startswith(".")), key=lambda e: e.name
         )
         if not self.class_dirs:
+            loose = sum(e.is_file() and _is_image(e.name) for e in entries)
+            found = f"it holds {loose} image files directly, " if loose else ""
             raise DatasetError(
-                f"data folder {self.root} has no class subfolders; expected {self.root}/<class>/<image files>"
+                f"data folder {self.root} has no class subfolders; {found}expected {self.root}/<class>/<image files>"
             )
         for entry in self.class_dirs:
             if not any(_is_image(f.name) for f in os.scandir(entry.path) if f.is_file()):
                 raise DatasetError(
                     f"class folder {entry.path} holds no image files ({', '.join(IMAGE_EXTENSIONS[:4])}, ...)"
+                    + _layout_hint(self.root, self.class_dirs)
                 )
-        self.class_names = [entry.name for entry in self.class_dirs]
+        self.class_ids = [entry.name for entry in self.class_dirs]
+        """Folder names (WordNet ids for ImageNet): what `--label` also accepts."""
+        self.is_imagenet = len(self.class_ids) == IMAGENET_CLASSES and all(map(WORDNET_ID.fullmatch, self.class_ids))
+        self.class_names = imagenet_class_names() if self.is_imagenet else list(self.class_ids)
 
-    def _files(self, class_index: int) -> list[str]:
+    def files(self, class_index: int) -> list[str]:
         folder = self.class_dirs[class_index].path
         return sorted(os.path.join(folder, f.name) for f in os.scandir(folder) if f.is_file() and _is_image(f.name))
 
+    def fingerprint(self, classes: list[int]) -> str:
+        """Changes when any image of these classes is added, removed, replaced or touched."""
+        digest = hashlib.sha1()
+        for class_index in classes:
+            for path in self.files(class_index):
+                stat = os.stat(path)
+                digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        return digest.hexdigest()
+
     def load_classes(self, classes: list[int], image_size: int) -> LoadedImages:
         import torch
-        from PIL import Image, ImageOps
+        from concurrent.futures import ThreadPoolExecutor
 
-        images = []
-        labels: list[int] = []
-        skipped = 0
-        for local_label, class_index in enumerate(classes):
-            for path in self._files(class_index):
-                try:
-                    with Image.open(path) as img:
-                        img = ImageOps.fit(img.convert("RGB"), (image_size, image_size), Image.BILINEAR)
-                        array = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8)
-                except (OSError, ValueError, Image.DecompressionBombError):
-                    skipped += 1  # unreadable or corrupt: counted, left out
-                    continue
-                images.append(array.view(image_size, image_size, 3).permute(2, 0, 1))
-                labels.append(local_label)
-        counts = torch.bincount(torch.tensor(labels, dtype=torch.long), minlength=len(classes))
-        empty = [self.class_names[c] for c, n in zip(classes, counts.tolist()) if n == 0]
+        jobs = [(path, local) for local, c in enumerate(classes) for path in self.files(c)]
+        # PIL releases the GIL while it decodes and resizes, so threads decode in parallel.
+        with ThreadPoolExecutor(max_workers=max(1, torch.get_num_threads())) as pool:
+            decoded = list(pool.map(lambda job: _decode(job[0], image_size), jobs))
+        kept = [(array, local) for array, (_, local) in zip(decoded, jobs) if array is not None]
+        skipped = len(jobs) - len(kept)
+        counts = torch.bincount(torch.tensor([local for _, local in kept], dtype=torch.long), minlength=len(classes))
+        empty = [self.class_ids[c] for c, count in zip(classes, counts.tolist()) if count == 0]
         if empty:
             raise DatasetError(f"no readable images in class folder(s) {', '.join(empty[:3])} under {self.root}")
-        return LoadedImages(images=torch.stack(images), labels=torch.tensor(labels), skipped=skipped)
+        images = torch.stack([array for array, _ in kept])
+        return LoadedImages(images=images, labels=torch.tensor([local for _, local in kept]), skipped=skipped)
+
+
+def _decode(path: str, image_size: int):
+    """(3, S, S) uint8, or None for a file that cannot be decoded (counted as skipped)."""
+    import torch
+    from PIL import Image, ImageOps
+
+    try:
+        with Image.open(path) as img:
+            img.draft("RGB", (image_size, image_size))  # JPEG: decode at a reduced scale, much faster
+            img = ImageOps.fit(_to_rgb(img), (image_size, image_size), Image.BILINEAR)
+            array = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return None  # unreadable or corrupt
+    return array.view(image_size, image_size, 3).permute(2, 0, 1)
+
+
+def _to_rgb(img):
+    """RGB from any mode; transparent pixels become white rather than whatever colour they hide."""
+    from PIL import Image
+
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return img.convert("RGB")

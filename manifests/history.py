@@ -1,0 +1,43 @@
+"""A split's training history: splits/NNN/history.parquet, one row per `history_every` steps,
+each the mean over the steps since the row before. Written by the split's worker at each
+checkpoint (atomically, from rows that the checkpoint itself holds, so the file and the
+resumable state never disagree), read by `ensemble history` and by plotting code.
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from manifests.run_dir import atomic_write_bytes
+
+HISTORY_NAME = "history.parquet"
+METRICS = ("loss_d", "loss_g", "accuracy_real", "accuracy_fake", "d_real", "d_fake")
+"""Per row: both losses; D's class-head accuracy on real images and on G's fakes (how well
+G's images carry their class); D's mean probability of "real" on real and on fake images."""
+
+HISTORY_SCHEMA = pa.schema(
+    [pa.field("split", pa.int32(), nullable=False), pa.field("step", pa.int64(), nullable=False)]
+    + [pa.field(name, pa.float64(), nullable=False) for name in METRICS]
+    + [pa.field("train_seconds", pa.float64(), nullable=False)]
+)
+
+
+def write_history(split_dir: Path, split: int, rows: list[list[float]]) -> Path:
+    """rows: [step, *METRICS, train_seconds] each."""
+    columns = list(zip(*rows)) if rows else [[] for _ in range(len(METRICS) + 2)]
+    arrays = [pa.array([split] * len(rows), pa.int32()), pa.array([int(s) for s in columns[0]], pa.int64())]
+    arrays += [pa.array(column, pa.float64()) for column in columns[1:]]
+    buffer = io.BytesIO()
+    pq.write_table(pa.Table.from_arrays(arrays, schema=HISTORY_SCHEMA), buffer)
+    path = Path(split_dir) / HISTORY_NAME
+    atomic_write_bytes(path, buffer.getvalue())
+    return path
+
+
+def read_history(split_dir: Path) -> list[dict]:
+    path = Path(split_dir) / HISTORY_NAME
+    table = pq.ParquetFile(pa.BufferReader(path.read_bytes())).read()
+    return table.to_pylist()
