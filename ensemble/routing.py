@@ -22,12 +22,12 @@ class Router:
     def __init__(self, records: list[SplitRecord]):
         self.records = records
         self._by_label: dict[int, tuple[SplitRecord, int]] = {}
-        self._by_name: dict[str, list[int]] = {}  # names and ids; ImageNet has a few names twice
+        self._by_name: dict[str, int] = {}  # names and ids (torchvision's ImageNet names are unique)
         for record in records:
             for local, (label, name, class_id) in enumerate(zip(record.classes, record.class_names, record.class_ids)):
                 self._by_label[label] = (record, local)
-                for key in {name.casefold(), class_id.casefold()}:
-                    self._by_name.setdefault(key, []).append(label)
+                self._by_name.setdefault(name.casefold(), label)
+                self._by_name.setdefault(class_id.casefold(), label)
 
     @property
     def num_classes(self) -> int:
@@ -49,13 +49,7 @@ class Router:
                     f"no class is named {text!r}; pass an index 0-{self.num_classes - 1} or a name "
                     f"as `ensemble status --json` lists them (e.g. {self.records[0].class_names[0]!r})"
                 )
-            if len(found) > 1:
-                choices = ", ".join(f"{label} ({self._class_id(label)})" for label in found)
-                raise EnsembleError(f"{text!r} names {len(found)} classes: {choices}; pass one of those indices or ids")
-            global_label = found[0]
+            global_label = found
         record, local = self._by_label[global_label]
         return Route(global_label, record.class_names[local], local, record)
 
-    def _class_id(self, label: int) -> str:
-        record, local = self._by_label[label]
-        return record.class_ids[local]

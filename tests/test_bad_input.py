@@ -58,6 +58,20 @@ CASES = [
     Case("relaunch changing --splits", ["launch", "--run", "{run}", "--splits", "50"],
          ["launched with --splits 100, not 50", "new --run"]),
     Case("relaunch changing --steps", ["launch", "--run", "{run}", "--steps", "99"], ["launched with --steps 4, not 99"]),
+    Case("relaunch changing --preset", ["launch", "--run", "{run}", "--preset", "cifar-32"],
+         ["launched with --preset cpu-32, not cifar-32"]),
+    Case("relaunch changing a model field", ["launch", "--run", "{run}", "--set", "loss=hinge"],
+         ["launched with loss=\"bce\", not \"hinge\"", "leave --set loss out"]),
+    Case("--preset unknown", ["launch", "--preset", "paper-256", "--run", "{tmp}/new"],
+         ["'paper-256' is not one of", "ensemble launch --help"]),
+    Case("--preset whose size the built-in data lacks", ["launch", "--preset", "paper-64", "--run", "{tmp}/new"],
+         ["built-in data is 32x32", "paper-64 makes 64x64", "--preset cpu-32"]),
+    Case("--set without =", ["launch", "--set", "hinge", "--run", "{tmp}/new"], ["must look like FIELD=VALUE"]),
+    Case("--set of no such field", ["launch", "--set", "lossy=1", "--run", "{tmp}/new"], ["--set lossy: no such model field"]),
+    Case("--set a bad value", ["launch", "--set", "loss=wgan", "--run", "{tmp}/new"], ["loss must be one of bce, hinge"]),
+    Case("--set a wrong type", ["launch", "--set", "g_ema=fast", "--run", "{tmp}/new"], ["bad model config"]),
+    Case("--set TAC with the paper's class loss", ["launch", "--preset", "cifar-32", "--set", "tac=true", "--run", "{tmp}/new"],
+         ["tac trains D's class head on real images only"]),
     Case("--run a folder of other files", ["launch", "--run", "{clutter}"], ["exists and is not an ensemble run"]),
     Case("--run a file", ["launch", "--run", "{clutter}/thesis.tex"], ["is a file"]),
     Case("--run not writable", ["launch", "--run", "/proc/ensemble-run", "--only", "0"], ["cannot write the run"]),
@@ -82,6 +96,12 @@ CASES = [
     Case("--data missing", ["launch", "--data", "{tmp}/no-such-folder", "--run", "{tmp}/new"], ["does not exist"]),
     Case("--data empty", ["launch", "--data", "{empty}", "--run", "{tmp}/new"], ["no class subfolders"]),
     Case("--data a file", ["launch", "--data", "{clutter}/thesis.tex", "--run", "{tmp}/new"], ["is a file"]),
+    Case("--data images not in class folders", ["launch", "--data", "{tmp}/loose", "--run", "{tmp}/new"],
+         ["has no class subfolders", "3 image files directly"], setup="loose_images"),
+    Case("--data CIFAR-10 not there", ["launch", "--data", "cifar10:{empty}", "--run", "{tmp}/new"],
+         ["CIFAR-10 not found", "data_batch_1 is missing", "never downloads"]),
+    Case("--data MNIST root missing", ["launch", "--data", "mnist:{tmp}/nowhere", "--run", "{tmp}/new"],
+         ["is not a folder", "torchvision's root"]),
     Case("--data with a class folder of no images", ["launch", "--data", "{images}", "--run", "{tmp}/new"],
          ["holds no image files"], setup="class_without_images"),
     # -- the manifest and run spec -------------------------------------------------------
@@ -171,6 +191,14 @@ def corrupt_generator(places):
 
 def remove_generator_info(places):
     (places["run"] / "splits" / "041" / "generator.json").unlink()
+
+
+def loose_images(places):
+    from PIL import Image
+
+    (places["tmp"] / "loose").mkdir()
+    for i in range(3):
+        Image.new("RGB", (4, 4)).save(places["tmp"] / "loose" / f"{i}.png")
 
 
 def swap_generator(places):

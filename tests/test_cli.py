@@ -84,3 +84,10 @@ def test_an_address_where_no_cluster_listens_fails_fast(tmp_path):
     assert_one_line_error(result, "nothing answers at Ray address", "--address")
     assert time.monotonic() - start < 30
     assert not (tmp_path / "run").exists()
+
+
+def test_the_cli_lists_every_preset():
+    from cli import PRESET_NAMES
+    from workers.presets import PRESETS
+
+    assert PRESET_NAMES == tuple(PRESETS)

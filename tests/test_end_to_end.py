@@ -132,3 +132,30 @@ def test_the_installed_command_starts_its_own_cluster(tmp_path):
     assert sample.returncode == 0 and (tmp_path / "s.png").is_file()
     bad = cli("sample", "--label", "417", "--run", str(tmp_path / "missing"))
     assert bad.returncode == 1 and bad.stderr.startswith("Error: ") and "Traceback" not in bad.stderr
+
+
+def test_a_paper_preset_on_mnist_from_a_torchvision_root(tmp_path):
+    """cifar-32 (the paper's CIFAR model) with an option, on MNIST read from torchvision's
+    files: the run records its preset, each split its loss history and its image cache."""
+    import json
+
+    from manifests.history import read_history
+    from tests.test_sources import write_mnist
+
+    root = write_mnist(tmp_path / "tv")
+    run = tmp_path / "run"
+    result = invoke("launch", "--data", f"mnist:{root}", "--preset", "cifar-32", "--set", "d_spectral_norm=true",
+                    "--splits", "2", "--steps", "3", "--batch-size", "4", "--run", run, "--gpus-per-split", "0")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "cifar-32, 3 steps of 4" in result.output
+    spec = json.loads((run / "run.json").read_text())
+    assert spec["preset"] == "cifar-32" and spec["gan"]["d_spectral_norm"] is True
+    assert spec["gan"]["g_widths"] == [384, 192, 96] and spec["gan"]["num_classes"] == 5
+    rows = rows_of(run)
+    assert rows[1].class_names[2] == "7 - seven" and all(r.status == Status.SUCCEEDED for r in rows.values())
+    for split in (0, 1):
+        split_dir = run / "splits" / f"{split:03d}"
+        assert [r["step"] for r in read_history(split_dir)] == [1, 2, 3]
+        assert (split_dir / "images-32.safetensors").is_file()
+    sample = invoke("sample", "--label", "7 - seven", "--run", run, "--out", tmp_path / "s.png")
+    assert sample.exit_code == 0 and "label 7 (7 - seven) -> split 1, local class 2" in sample.output

@@ -41,3 +41,25 @@ def test_labels_resolve_by_name_case_insensitively():
 def test_unknown_labels_are_refused(label, message):
     with pytest.raises(EnsembleError, match=message):
         Router(records_for(plan_splits(1000, 100))).resolve(label)
+
+
+def imagenet_records():
+    from manifests.schema import SplitRecord
+    from workers.datasets.folder import imagenet_class_names
+
+    names = imagenet_class_names()
+    ids = [f"n{1440764 + i:08d}" for i in range(1000)]  # stand-ins for the sorted WordNet ids
+    return [SplitRecord(split=s, classes=c, class_names=[names[i] for i in c], class_ids=[ids[i] for i in c])
+            for s, c in enumerate(plan_splits(1000, 100))]  # fmt: skip
+
+
+def test_imagenet_labels_resolve_by_index_name_or_wordnet_id():
+    router = Router(imagenet_records())
+    for label in ("417", "balloon", "Balloon", "n01441181"):
+        route = router.resolve(label)
+        assert (route.global_label, route.class_name, route.record.split, route.local_label) == (417, "balloon", 41, 7)
+
+
+def test_imagenet_names_that_the_wordnet_shares_are_told_apart():
+    router = Router(imagenet_records())  # torchvision names the bird "crane bird" and the machine "crane"
+    assert (router.resolve("crane bird").global_label, router.resolve("crane").global_label) == (134, 517)

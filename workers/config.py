@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass, field
 
 LOSSES = ("bce", "hinge")
+_TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "text", tuple: "a list"}
 AUGMENTATIONS = ("color", "translation", "cutout")
 
 
@@ -76,8 +77,7 @@ class GANConfig:
     beta2: float = 0.999
 
     def __post_init__(self) -> None:
-        for name in ("g_widths", "d_widths", "d_strides", "diff_augment"):  # lists from JSON
-            object.__setattr__(self, name, tuple(getattr(self, name)))
+        self._check_types()
         if self.image_size < 8 or self.g_start * 2 ** len(self.g_widths) != self.image_size:
             raise ValueError(
                 f"image_size must be g_start * 2**len(g_widths) and >= 8: got image_size {self.image_size}, "
@@ -112,6 +112,19 @@ class GANConfig:
         for name in ("g_widths", "d_widths"):
             if not all(isinstance(w, int) and w >= 1 for w in getattr(self, name)):
                 raise ValueError(f"{name} must be positive integers, got {getattr(self, name)}")
+
+    def _check_types(self) -> None:
+        """Each field must have its default's type (values often come from JSON or --set)."""
+        for f in dataclasses.fields(self):
+            value, kind = getattr(self, f.name), type(f.default)
+            if kind is tuple and isinstance(value, (list, tuple)):
+                object.__setattr__(self, f.name, tuple(value))  # JSON gives lists
+                continue
+            if kind is float and isinstance(value, int) and not isinstance(value, bool):
+                object.__setattr__(self, f.name, float(value))
+                continue
+            if type(value) is not kind:
+                raise ValueError(f"{f.name} must be {_TYPE_NAMES[kind]}, got {value!r}")
 
     @property
     def d_output_side(self) -> int:
