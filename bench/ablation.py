@@ -1,6 +1,6 @@
 """Train a few splits with a config change and score their samples: how model choices were made.
 
-    python bench/ablation.py                              # cpu_32 as it is
+    python bench/ablation.py                              # the cpu-32 preset as it is
     python bench/ablation.py --set g_ema=0                # ... without the weight average
     python bench/ablation.py --set g_upsample=transpose --steps 600 --splits 0,12,25
 
@@ -35,7 +35,8 @@ def parse_value(text: str):
 def train_one(split: int, steps: int, batch_size: int, overrides: dict, root: str) -> float:
     import torch
 
-    from workers.config import TrainJob, cpu_32
+    from workers.config import TrainJob
+    from workers.presets import cpu_32
     from workers.datasets.builtin import CLASS_NAMES
     from workers.train import train_split
 
@@ -43,7 +44,7 @@ def train_one(split: int, steps: int, batch_size: int, overrides: dict, root: st
     classes = list(range(split * 10, split * 10 + 10))
     job = TrainJob(split=split, classes=classes, class_names=[CLASS_NAMES[c] for c in classes], data="builtin",
                    split_dir=f"{root}/splits/{split:03d}", steps=steps, batch_size=batch_size, seed=split,
-                   gan={**cpu_32().to_dict(), **overrides}, checkpoint_every=steps)  # fmt: skip
+                   gan={**cpu_32().gan.to_dict(), **overrides}, checkpoint_every=steps)  # fmt: skip
     return train_split(job).train_seconds
 
 

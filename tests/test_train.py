@@ -207,3 +207,18 @@ def test_training_on_cuda_matches_the_cpu_contract(tmp_path):
     assert generate(generator, 7, 4, seed=1).shape == (4, 3, 32, 32)
     resumed = train_split(make_job(tmp_path, 30), device=torch.device("cuda"))
     assert resumed.resumed_from_step == 20 and resumed.step == 30
+
+
+@pytest.mark.parametrize("preset", ["paper-128", "paper-64", "cifar-32", "cpu-32"])
+def test_every_preset_trains_and_checkpoints_on_an_image_folder(tmp_path, image_folder, preset):
+    """A few steps at batch 2 on 32x32 PNGs, resized to each preset's resolution."""
+    from workers.presets import get_preset
+
+    gan = get_preset(preset).gan
+    job = make_job(tmp_path, 2, data=str(image_folder), classes=[0, 1, 2], class_names=["a", "b", "c"],
+                   gan=gan.to_dict(), batch_size=2, checkpoint_every=2)  # fmt: skip
+    result = train_on_cpu(job)
+    assert result.step == 2 and result.loss_d is not None
+    generator, info = load_generator(tmp_path / "splits" / "041" / "generator.safetensors")
+    assert generate(generator, 2, 2, seed=0).shape == (2, 3, gan.image_size, gan.image_size)
+    assert (tmp_path / "splits" / "041" / f"images-{gan.image_size}.safetensors").is_file()
