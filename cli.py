@@ -96,7 +96,7 @@ def main() -> None:
 @click.option("--steps", type=int, help="Training steps per split. [default: the preset's: 450 for cpu-32, 50000 for the others]")
 @click.option("--batch-size", type=int, help="Images per step. [default: the preset's: 32 for cpu-32, 100 for the others]")
 @click.option("--seed", type=int, help="Run seed; each split derives its own. [default: 0]")
-@click.option("--checkpoint-every", type=int, help="Steps between checkpoints. [default: 200]")
+@click.option("--checkpoint-every", type=int, help="Steps between checkpoints. [default: the preset's: 200 for cpu-32, 1000 for the others]")
 @click.option("--address", help="Existing Ray cluster to use (or RAY_ADDRESS). [default: start a local one]")
 @click.option("--gpus-per-split", type=float, help="GPUs per split, fractions allowed. [default: 1 on a GPU cluster, else 0]")
 @click.option("--cpus-per-split", type=float, default=1.0, show_default=True, help="CPUs per split.")

@@ -16,7 +16,6 @@ from workers.presets import DEFAULT_PRESET, get_preset
 
 DEFAULT_SPLITS = 100
 DEFAULT_DATA = "builtin"
-DEFAULT_CHECKPOINT_EVERY = 200
 DEFAULT_SEED = 0
 
 
@@ -95,7 +94,7 @@ def new_spec(*, data: str | None, splits: int | None, num_classes: int, steps: i
         steps=steps or recipe.steps,
         batch_size=batch_size or recipe.batch_size,
         seed=DEFAULT_SEED if seed is None else seed,
-        checkpoint_every=checkpoint_every or DEFAULT_CHECKPOINT_EVERY,
+        checkpoint_every=checkpoint_every or recipe.checkpoint_every,
         preset=preset_name,
         gan=gan,
     )

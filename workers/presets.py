@@ -18,6 +18,7 @@ from workers.config import GANConfig
 
 PAPER_STEPS = 50_000
 PAPER_BATCH_SIZE = 100
+PAPER_CHECKPOINT_EVERY = 1000
 
 
 @dataclass(frozen=True)
@@ -28,21 +29,26 @@ class Preset:
     """Default training steps per split."""
     batch_size: int
     summary: str
+    checkpoint_every: int = 200
+    """Default steps between checkpoints: a paper-128 checkpoint is ~0.3 GB, too big to write every 200 steps."""
 
 
 def paper_128() -> Preset:
     gan = GANConfig(image_size=128, g_start=8, g_widths=(768, 384, 256, 192))
-    return Preset("paper-128", gan, PAPER_STEPS, PAPER_BATCH_SIZE, "the paper's ImageNet model, 128x128")
+    return Preset("paper-128", gan, PAPER_STEPS, PAPER_BATCH_SIZE, "the paper's ImageNet model, 128x128",
+                  PAPER_CHECKPOINT_EVERY)
 
 
 def paper_64() -> Preset:
     gan = GANConfig(image_size=64, g_start=8, g_widths=(768, 384, 256))
-    return Preset("paper-64", gan, PAPER_STEPS, PAPER_BATCH_SIZE, "the paper's ImageNet model, 64x64")
+    return Preset("paper-64", gan, PAPER_STEPS, PAPER_BATCH_SIZE, "the paper's ImageNet model, 64x64",
+                  PAPER_CHECKPOINT_EVERY)
 
 
 def cifar_32() -> Preset:
     gan = GANConfig(image_size=32, g_start=4, g_widths=(384, 192, 96))
-    return Preset("cifar-32", gan, PAPER_STEPS, PAPER_BATCH_SIZE, "the paper's CIFAR-10 model, 32x32")
+    return Preset("cifar-32", gan, PAPER_STEPS, PAPER_BATCH_SIZE, "the paper's CIFAR-10 model, 32x32",
+                  PAPER_CHECKPOINT_EVERY)
 
 
 def cpu_32() -> Preset:
