@@ -1,7 +1,7 @@
 """A split's training history: splits/NNN/history.parquet, one row per `history_every` steps,
 each the mean over the steps since the row before. Written by the split's worker at each
 checkpoint (atomically, from rows that the checkpoint itself holds, so the file and the
-resumable state never disagree), read by `ensemble history` and by plotting code.
+resumable state never disagree); read it with pyarrow or pandas to draw curves.
 """
 from __future__ import annotations
 

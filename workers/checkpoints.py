@@ -41,7 +41,7 @@ class CheckpointError(Exception):
     """A checkpoint that is missing, unreadable or inconsistent."""
 
 
-def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
+def atomic_write(path: Path, write: Callable[[str], None]) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
@@ -66,7 +66,7 @@ def save_training_state(split_dir: Path, state: dict) -> Path:
         if path.exists():
             os.replace(path, split_dir / PREVIOUS_STATE_NAME)
 
-    _atomic_write(path, write_then_keep_previous)
+    atomic_write(path, write_then_keep_previous)
     return path
 
 
@@ -131,7 +131,7 @@ def save_generator(split_dir: Path, generator: Generator, info: GeneratorInfo) -
     split_dir.mkdir(parents=True, exist_ok=True)
     weights = {name: t.detach().cpu().contiguous() for name, t in generator.state_dict().items()}
     weights_path = split_dir / GENERATOR_WEIGHTS
-    _atomic_write(weights_path, lambda tmp: save_file(weights, tmp, metadata={"step": str(info.step)}))
+    atomic_write(weights_path, lambda tmp: save_file(weights, tmp, metadata={"step": str(info.step)}))
     document = {
         "format": FORMAT,
         "version": 1,
@@ -142,7 +142,7 @@ def save_generator(split_dir: Path, generator: Generator, info: GeneratorInfo) -
         "class_names": info.class_names,
     }
     info_path = split_dir / GENERATOR_INFO
-    _atomic_write(info_path, lambda tmp: Path(tmp).write_text(json.dumps(document, indent=2) + "\n"))
+    atomic_write(info_path, lambda tmp: Path(tmp).write_text(json.dumps(document, indent=2) + "\n"))
     return weights_path
 
 

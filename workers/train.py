@@ -27,7 +27,7 @@ from workers.checkpoints import (
     save_generator,
     save_training_state,
 )
-from manifests.history import write_history
+from manifests.history import METRICS, write_history  # measured every step, on the device
 from workers.augment import diff_augment
 from workers.config import GANConfig, TrainJob
 from workers.datasets import load_split_images
@@ -53,10 +53,6 @@ class TrainResult:
     device: str
     resumed_from_step: int
     skipped_images: int
-
-
-METRICS = ("loss_d", "loss_g", "accuracy_real", "accuracy_fake", "d_real", "d_fake")
-"""Measured every step, on the device; see manifests/history.py for what each means."""
 
 
 class _Window:

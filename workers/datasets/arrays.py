@@ -11,12 +11,10 @@ builds only numpy arrays and plain values, so a tampered file cannot run code.
 from __future__ import annotations
 
 import gzip
-import hashlib
-import io
-import os
 import pickle
 from pathlib import Path
 
+from workers.datasets.cache import fingerprint_files
 from workers.datasets.errors import DatasetError
 from workers.datasets.loaded import LoadedImages
 
@@ -71,11 +69,7 @@ class _ArrayDataset:
         return list(self.class_names)
 
     def fingerprint(self, classes: list[int]) -> str:
-        digest = hashlib.sha1()
-        for path in self.files:
-            stat = os.stat(path)
-            digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
-        return digest.hexdigest()
+        return fingerprint_files(self.files)  # every class comes from the same files
 
     def _arrays(self):
         raise NotImplementedError

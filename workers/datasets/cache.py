@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 
 from workers.datasets.loaded import LoadedImages
@@ -20,6 +19,15 @@ CACHE_VERSION = "1"
 
 def cache_path(cache_dir: Path, image_size: int) -> Path:
     return Path(cache_dir) / f"images-{image_size}.safetensors"
+
+
+def fingerprint_files(paths) -> str:
+    """Changes when any of these files is added, removed, replaced or touched."""
+    digest = hashlib.sha1()
+    for path in paths:
+        stat = os.stat(path)
+        digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
 
 
 def cache_key(source: str, fingerprint: str, classes: list[int], image_size: int) -> str:
@@ -47,14 +55,8 @@ def read_cache(path: Path, key: str) -> LoadedImages | None:
 def write_cache(path: Path, key: str, data: LoadedImages) -> None:
     from safetensors.torch import save_file
 
+    from workers.checkpoints import atomic_write
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        tensors = {"images": data.images.contiguous(), "labels": data.labels.contiguous()}
-        save_file(tensors, tmp, metadata={"key": key, "skipped": str(data.skipped)})
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    tensors = {"images": data.images.contiguous(), "labels": data.labels.contiguous()}
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={"key": key, "skipped": str(data.skipped)}))

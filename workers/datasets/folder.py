@@ -10,11 +10,11 @@ become RGB, centre-cropped to a square and resized to the model's resolution.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from pathlib import Path
 
+from workers.datasets.cache import fingerprint_files
 from workers.datasets.errors import DatasetError
 from workers.datasets.loaded import LoadedImages
 
@@ -75,13 +75,7 @@ class ImageFolderDataset:
         return sorted(os.path.join(folder, f.name) for f in os.scandir(folder) if f.is_file() and _is_image(f.name))
 
     def fingerprint(self, classes: list[int]) -> str:
-        """Changes when any image of these classes is added, removed, replaced or touched."""
-        digest = hashlib.sha1()
-        for class_index in classes:
-            for path in self.files(class_index):
-                stat = os.stat(path)
-                digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
-        return digest.hexdigest()
+        return fingerprint_files(path for class_index in classes for path in self.files(class_index))
 
     def load_classes(self, classes: list[int], image_size: int) -> LoadedImages:
         import torch
