@@ -113,7 +113,8 @@ def test_spectral_norm_bounds_each_weight():
 
 @pytest.mark.parametrize("field,value", [("image_size", 48), ("image_size", 4), ("num_classes", 0),
                                          ("d_dropout", 1.0), ("g_widths", (0, 4, 4)), ("loss", "wgan"),
-                                         ("diff_augment", ("flip",)), ("d_strides", (2, 2)), ("tac", True)])  # fmt: skip
+                                         ("diff_augment", ("flip",)), ("d_strides", (2, 2)), ("tac", True),
+                                         ("precision", "fp16")])  # fmt: skip
 def test_config_rejects_bad_values(field, value):
     with pytest.raises(ValueError, match=field):
         GANConfig(**{field: value})

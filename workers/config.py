@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass, field
 
 LOSSES = ("bce", "hinge")
+PRECISIONS = ("fp32", "bf16")
 _TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "text", tuple: "a list"}
 AUGMENTATIONS = ("color", "translation", "cutout")
 
@@ -75,6 +76,9 @@ class GANConfig:
     lr: float = 2e-4
     beta1: float = 0.5
     beta2: float = 0.999
+    precision: str = "fp32"
+    """`fp32`, or `bf16`: the training step's forward passes run under bfloat16 autocast
+    (weights, optimiser state and losses stay fp32). bench/train_step.py measures the gain."""
 
     def __post_init__(self) -> None:
         self._check_types()
@@ -87,6 +91,8 @@ class GANConfig:
             raise ValueError(f"num_classes must be >= 1, got {self.num_classes}")
         if self.g_upsample not in ("transpose", "nearest"):
             raise ValueError(f"g_upsample must be 'transpose' or 'nearest', got {self.g_upsample!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
         unknown = [p for p in self.diff_augment if p not in AUGMENTATIONS]

@@ -6,7 +6,6 @@ or relaunched split loses at most one checkpoint interval of work.
 """
 from __future__ import annotations
 
-import copy
 import math
 import os
 import time
@@ -28,11 +27,9 @@ from workers.checkpoints import (
     save_training_state,
 )
 from manifests.history import METRICS, write_history  # measured every step, on the device
-from workers.augment import diff_augment
 from workers.config import GANConfig, TrainJob
 from workers.datasets import load_split_images
-from workers.losses import discriminator_loss, generator_loss
-from workers.model import Discriminator, Generator, Judgement
+from workers.step import GAN, draw_batch, train_step
 
 Report = Callable[[dict], None]
 
@@ -83,21 +80,6 @@ class _Window:
         self.steps = int(state["steps"])
 
 
-class _WeightAverage:
-    """An exponential moving average of a model's weights (batch-norm statistics copied)."""
-
-    def __init__(self, model: torch.nn.Module, decay: float):
-        self.model = copy.deepcopy(model).eval().requires_grad_(False)
-        self.decay = decay
-
-    @torch.no_grad()
-    def update(self, model: torch.nn.Module) -> None:
-        averaged = list(self.model.parameters())
-        torch._foreach_lerp_(averaged, list(model.parameters()), 1.0 - self.decay)
-        for mine, theirs in zip(self.model.buffers(), model.buffers()):
-            mine.copy_(theirs)
-
-
 def pick_device(prefer_cuda: bool) -> torch.device:
     return torch.device("cuda") if prefer_cuda and torch.cuda.is_available() else torch.device("cpu")
 
@@ -127,14 +109,7 @@ def train_split(job: TrainJob, report: Report | None = None, device: torch.devic
     config = GANConfig.from_dict({**job.gan, "num_classes": len(job.classes)})
 
     torch.manual_seed(job.seed)  # init, dropout, noise and augmentation; saved and restored below
-    # channels_last: the layout oneDNN and cuDNN convolutions run fastest in (1.6x for
-    # G's upsample convs on CPU, bench/README.md).
-    generator = Generator(config).to(device, memory_format=torch.channels_last)
-    discriminator = Discriminator(config).to(device, memory_format=torch.channels_last)
-    betas = (config.beta1, config.beta2)
-    opt_g = torch.optim.Adam(generator.parameters(), lr=config.lr, betas=betas)
-    opt_d = torch.optim.Adam(discriminator.parameters(), lr=config.lr, betas=betas)
-    averaged = _WeightAverage(generator, config.g_ema) if config.g_ema else None
+    gan = GAN.build(config, device)
     rng = torch.Generator().manual_seed(job.seed)  # batches, noise and fake labels
     step, past_seconds = 0, 0.0
     history: list[list[float]] = []  # [step, *METRICS, train_seconds] per row
@@ -150,12 +125,12 @@ def train_split(job: TrainJob, report: Report | None = None, device: torch.devic
             os.replace(split_dir / STATE_NAME, split_dir / BAD_STATE_NAME)
         if GANConfig.from_dict(state["config"]) != config:
             raise CheckpointError(f"{split_dir} holds a checkpoint of another model config; use a new --run")
-        generator.load_state_dict(state["generator"])
-        discriminator.load_state_dict(state["discriminator"])
-        opt_g.load_state_dict(state["opt_g"])
-        opt_d.load_state_dict(state["opt_d"])
-        if averaged is not None:
-            averaged.model.load_state_dict(state["generator_ema"])
+        gan.generator.load_state_dict(state["generator"])
+        gan.discriminator.load_state_dict(state["discriminator"])
+        gan.opt_g.load_state_dict(state["opt_g"])
+        gan.opt_d.load_state_dict(state["opt_d"])
+        if gan.averaged is not None:
+            gan.averaged.model.load_state_dict(state["generator_ema"])
         rng.set_state(state["rng"])
         torch.set_rng_state(state["torch_rng"])
         if device.type == "cuda" and "cuda_rng" in state:
@@ -181,10 +156,10 @@ def train_split(job: TrainJob, report: Report | None = None, device: torch.devic
             "config": config.to_dict(),
             "step": step,
             "train_seconds": elapsed(),
-            "generator": generator.state_dict(),
-            "discriminator": discriminator.state_dict(),
-            "opt_g": opt_g.state_dict(),
-            "opt_d": opt_d.state_dict(),
+            "generator": gan.generator.state_dict(),
+            "discriminator": gan.discriminator.state_dict(),
+            "opt_g": gan.opt_g.state_dict(),
+            "opt_d": gan.opt_d.state_dict(),
             "rng": rng.get_state(),
             "torch_rng": torch.get_rng_state(),
             "history": torch.tensor(history, dtype=torch.float64).reshape(-1, len(METRICS) + 2),
@@ -192,62 +167,23 @@ def train_split(job: TrainJob, report: Report | None = None, device: torch.devic
         }
         if device.type == "cuda":
             snapshot["cuda_rng"] = torch.cuda.get_rng_state(device)
-        if averaged is not None:
-            snapshot["generator_ema"] = averaged.model.state_dict()
+        if gan.averaged is not None:
+            snapshot["generator_ema"] = gan.averaged.model.state_dict()
         save_training_state(split_dir, snapshot)
         write_history(split_dir, job.split, history)
         info = GeneratorInfo(config=config, step=step, split=job.split,
                              classes=list(job.classes), class_names=list(job.class_names))  # fmt: skip
-        return str(save_generator(split_dir, averaged.model if averaged else generator, info))
+        return str(save_generator(split_dir, gan.sampler(), info))
 
     last = {"loss_d": None, "loss_g": None, "class_accuracy": None}
     last_report = time.monotonic()
     generator_path = str(split_dir / GENERATOR_WEIGHTS)  # rewritten at the last step at the latest
-    n, k, b = len(images), config.num_classes, job.batch_size
-    augment = (lambda x: diff_augment(x, config.diff_augment)) if config.diff_augment else (lambda x: x)
-
-    generator.train()
-    discriminator.train()
+    gan.generator.train()
+    gan.discriminator.train()
     while step < job.steps:
-        index = torch.randint(0, n, (b,), generator=rng).to(device)
-        noise = torch.randn(b, config.z_dim, generator=rng).to(device)
-        # Every class equally often in each batch (a shuffled repeat of 0..K-1): the same
-        # distribution as uniform sampling, with less batch-to-batch class imbalance.
-        fake_labels = (torch.arange(b) % k)[torch.randperm(b, generator=rng)].to(device)
-        real = images[index].float().div_(127.5).sub_(1.0).contiguous(memory_format=torch.channels_last)
-        real_labels = labels[index]
-
-        fake = generator(noise, fake_labels)
-        if config.d_batchnorm:
-            # Separate passes, so D's batch statistics match the G step's fake-only batch.
-            on_real = discriminator(augment(real))
-            on_fake = discriminator(augment(fake.detach()))
-        else:  # the same arithmetic in one pass: fewer, larger kernels
-            both = discriminator(augment(torch.cat([real, fake.detach()])))
-            on_real, on_fake = (Judgement(*(t[:b] if t is not None else None for t in both)),
-                                Judgement(*(t[b:] if t is not None else None for t in both)))  # fmt: skip
-        loss_d = discriminator_loss(on_real, real_labels, on_fake, fake_labels, config)
-        opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        opt_d.step()
-
-        # G step: reuses this step's fakes against the updated D.
-        judged = discriminator(augment(fake))
-        loss_g = generator_loss(judged, fake_labels, config)
-        opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        opt_g.step()
-        if averaged is not None:
-            averaged.update(generator)
-
+        batch = draw_batch(images, labels, job.batch_size, config.z_dim, config.num_classes, rng)
+        measured = train_step(gan, batch)
         step += 1
-        with torch.no_grad():
-            measured = torch.stack([
-                loss_d.detach(), loss_g.detach(),
-                (on_real.classes.argmax(1) == real_labels).float().mean(),
-                (judged.classes.argmax(1) == fake_labels).float().mean(),
-                torch.sigmoid(on_real.source).mean(), torch.sigmoid(on_fake.source).mean(),
-            ]).double()  # fmt: skip
         report_window.add(measured)
         history_window.add(measured)
         if step % job.history_interval == 0 or step == job.steps:

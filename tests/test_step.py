@@ -1,0 +1,53 @@
+"""The training step (workers/step.py): what it updates, and its precision option."""
+import dataclasses
+
+import pytest
+import torch
+
+from workers.presets import get_preset
+from workers.step import GAN, draw_batch, train_step
+
+CPU = torch.device("cpu")
+
+
+def setup(config, seed: int = 0):
+    torch.manual_seed(seed)
+    gan = GAN.build(config, CPU)
+    images = torch.randint(0, 256, (64, 3, config.image_size, config.image_size), dtype=torch.uint8)
+    labels = torch.randint(0, config.num_classes, (64,))
+    rng = torch.Generator().manual_seed(seed)
+    return gan, lambda: draw_batch(images, labels, 8, config.z_dim, config.num_classes, rng)
+
+
+@pytest.mark.parametrize("preset", ["cpu-32", "cifar-32"])  # D in one pass / D with batch norm in two
+def test_d_weights_get_gradients_from_d_step_only(preset):
+    """G's step must not spend a backward pass on D's weights (their gradients would be thrown
+    away), and must leave D trainable for the next step."""
+    gan, batch = setup(get_preset(preset).gan)
+    computed = []
+    for p in gan.discriminator.parameters():
+        p.register_hook(lambda grad: computed.append(1) or grad)
+    for _ in range(2):
+        train_step(gan, batch())
+    trainable = [p for p in gan.discriminator.parameters() if p.requires_grad]
+    assert len(trainable) == len(list(gan.discriminator.parameters()))
+    assert len(computed) == 2 * len(trainable)  # once per step: the D step's backward
+
+
+def test_bf16_precision_trains_and_keeps_fp32_weights():
+    config = dataclasses.replace(get_preset("cpu-32").gan, precision="bf16")
+    gan, batch = setup(config)
+    before = [p.detach().clone() for p in gan.generator.parameters()]
+    metrics = torch.stack([train_step(gan, batch()) for _ in range(3)])
+    assert torch.isfinite(metrics).all()
+    assert all(p.dtype == torch.float32 for p in gan.generator.parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(before, gan.generator.parameters()))
+
+
+def test_bf16_step_stays_close_to_fp32():
+    """Same start, same batch: one bf16 step's losses match fp32's to bf16's precision."""
+    config = get_preset("cpu-32").gan
+    fp32, batch32 = setup(config)
+    bf16, batch16 = setup(dataclasses.replace(config, precision="bf16"))
+    a, b = train_step(fp32, batch32()), train_step(bf16, batch16())
+    assert b[:2].tolist() == pytest.approx(a[:2].tolist(), rel=0.05)
