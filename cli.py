@@ -13,8 +13,6 @@ from pathlib import Path
 
 import click
 
-STATUS_STYLES = {"pending": "dim", "running": "cyan", "succeeded": "green", "failed": "bold red", "interrupted": "yellow"}
-
 # Spelled out rather than imported: `ensemble --help` must not import the model code.
 PRESET_NAMES = ("paper-128", "paper-64", "cifar-32", "cpu-32")
 
@@ -229,28 +227,10 @@ def status(run_dir: Path, as_json: bool, summary: bool) -> None:
 
 
 def _print_status_table(run_status) -> None:
-    from rich.console import Console
-    from rich.table import Table
+    from ensemble.status_table import table_lines
 
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for column in ("split", "classes", "status", "attempt", "step", "loss D", "loss G", "D class acc", "device", "node", "note"):
-        table.add_column(column, justify="right" if column in ("split", "attempt", "step") else "left", no_wrap=True)
-    for r in run_status.records:
-        contiguous = r.classes == list(range(r.classes[0], r.classes[-1] + 1))
-        classes = f"{r.classes[0]}-{r.classes[-1]}" if contiguous and len(r.classes) > 1 else ",".join(map(str, r.classes))
-        table.add_row(
-            str(r.split), classes, f"[{STATUS_STYLES.get(r.status, '')}]{r.status}[/]", str(r.attempt),
-            f"{r.step}/{r.total_steps}", _number(r.loss_d), _number(r.loss_g), _number(r.class_accuracy),
-            r.device or "", r.node or "", (r.error or r.warning or "")[:70],
-        )  # fmt: skip
-    console = Console()
-    if not console.is_terminal:
-        console.width = 200  # piped or redirected: keep whole rows rather than wrap to 80 columns
-    console.print(table)
-
-
-def _number(value: float | None) -> str:
-    return "" if value is None else f"{value:.3f}"
+    # click.echo drops the colour codes when stdout is not a terminal.
+    click.echo("\n".join(table_lines(run_status.records, click.style)))
 
 
 @main.command()

@@ -54,7 +54,9 @@ def _rows(table: pa.Table) -> list[dict]:
     through pandas, whose import alone is 0.2 s of every `ensemble status`."""
     stamps = [i for i, field in enumerate(table.schema) if pa.types.is_timestamp(field.type)]
     for i in stamps:
-        table = table.set_column(i, table.schema.field(i).name, table.column(i).cast(pa.int64()))
+        # view, not cast: the same microseconds without importing pyarrow.compute (28 ms).
+        as_int = pa.chunked_array([chunk.view(pa.int64()) for chunk in table.column(i).chunks], pa.int64())
+        table = table.set_column(i, table.schema.field(i).name, as_int)
     rows = table.to_pylist()
     names = [table.schema.field(i).name for i in stamps]
     for row in rows:

@@ -109,3 +109,11 @@ def test_missing_run_directories_say_what_to_do(tmp_path):
         RunDir(tmp_path / "nope").read_manifest()
     with pytest.raises(RunDirError, match="not an ensemble run"):
         RunDir(tmp_path).read_manifest()
+
+
+def test_rows_are_copies_that_writing_cannot_change():
+    record = sample_records()[0]
+    row = record.to_row()
+    assert row == dataclasses.asdict(record)
+    row["classes"].append(99)
+    assert 99 not in record.classes
