@@ -34,7 +34,6 @@ from ensemble.run_spec import RunSpec, check_positive, check_relaunch, new_spec
 from manifests.launch_lock import LaunchLock, LaunchLockedError, live_launch, refusal
 from manifests.run_dir import RunDir
 from manifests.schema import SplitRecord, Status, count_by_status, utc_now
-from workers.checkpoints import CheckpointError, load_training_state
 from workers.config import TrainJob
 from workers.datasets import BUILTIN, open_dataset
 from workers.datasets.builtin import IMAGE_SIZE as BUILTIN_IMAGE_SIZE
@@ -210,7 +209,12 @@ def _check_resumable(run: RunDir, todo: list[SplitRecord]) -> None:
     """Refuse up front, naming the file, a split whose checkpoints are all unusable (truncated,
     foreign, or carrying pickled code), rather than fail it after the cluster has started.
     Reads only the small pickle part of each file (tensor data stays on disk)."""
-    for record in todo:
+    resuming = [r for r in todo if any(run.split_dir(r.split).glob("state*.pt"))]
+    if not resuming:
+        return  # a new run: torch is not imported, which keeps the coordinator at ~1/3 the memory
+    from workers.checkpoints import CheckpointError, load_training_state
+
+    for record in resuming:
         try:
             load_training_state(run.split_dir(record.split), mmap=True)
         except CheckpointError as exc:

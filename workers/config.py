@@ -189,3 +189,20 @@ class TrainJob:
     @property
     def history_interval(self) -> int:
         return self.history_every or max(1, self.steps // 200)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a split's task returns. Here, not in workers/train.py, so that the coordinator
+    unpickling it does not import torch (0.5 GB of RSS, bench/memory.py)."""
+
+    split: int
+    step: int
+    loss_d: float | None
+    loss_g: float | None
+    class_accuracy: float | None
+    generator_path: str
+    train_seconds: float
+    device: str
+    resumed_from_step: int
+    skipped_images: int

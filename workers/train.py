@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -27,7 +26,7 @@ from workers.checkpoints import (
     save_training_state,
 )
 from manifests.history import METRICS, write_history  # measured every step, on the device
-from workers.config import GANConfig, TrainJob
+from workers.config import GANConfig, TrainJob, TrainResult
 from workers.datasets import load_split_images
 from workers.step import GAN, draw_batch, train_step
 
@@ -36,20 +35,6 @@ Report = Callable[[dict], None]
 
 class TrainingDiverged(Exception):
     """A loss became NaN or infinite."""
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    split: int
-    step: int
-    loss_d: float | None
-    loss_g: float | None
-    class_accuracy: float | None
-    generator_path: str
-    train_seconds: float
-    device: str
-    resumed_from_step: int
-    skipped_images: int
 
 
 class _Window:
