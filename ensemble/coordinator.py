@@ -269,8 +269,8 @@ def launch(request: LaunchRequest, listener: LaunchListener) -> LaunchSummary:
             task.remote(_job(spec, record, run), board, request.cpus_per_split): record.split for record in todo
         }
         try:
-            with _terminate_as_interrupt():
-                _drive(pending, board, by_split, records, run, listener)
+            with _stop_signals() as stop:
+                _drive(pending, board, by_split, records, run, listener, stop)
         except KeyboardInterrupt:
             for ref in pending:
                 ray.cancel(ref, force=True)
@@ -301,32 +301,40 @@ def _drain(board, by_split: dict[int, SplitRecord], run: RunDir, timeout: float 
 
 
 @contextlib.contextmanager
-def _terminate_as_interrupt():
-    """SIGTERM (`kill`, a scheduler or Kubernetes stopping the pod) stops a launch the way
-    Ctrl-C does: tasks cancelled, manifest written, resumable. Installed after ray.init,
-    whose own handler would otherwise exit at once; only the main thread may set handlers."""
+def _stop_signals():
+    """Ctrl-C (SIGINT) and SIGTERM (`kill`, a scheduler or Kubernetes stopping the pod) both
+    stop a launch: tasks cancelled, manifest written, resumable. Installed after ray.init,
+    whose own SIGTERM handler would otherwise exit at once. The handler raises
+    KeyboardInterrupt and also sets the yielded flag, which _drive checks every turn: an
+    interrupt raised while Ray's own code runs may be caught there, the flag is not.
+    Only the main thread may set handlers."""
+    stop = threading.Event()
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield stop
         return
 
     def interrupt(signum, frame):
+        stop.set()
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        yield
+        yield stop
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _drive(pending: dict, board, by_split: dict[int, SplitRecord], records: list[SplitRecord],
-           run: RunDir, listener: LaunchListener) -> None:  # fmt: skip
+           run: RunDir, listener: LaunchListener, stop: threading.Event) -> None:  # fmt: skip
     """Fold worker progress and task results into the manifest until no task is left."""
     import ray
 
     last_write = time.monotonic()
     dirty = False
     while pending:
+        if stop.is_set():
+            raise KeyboardInterrupt
         ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=1.0)
         dirty = _drain(board, by_split, run) or dirty
         for ref in ready:
