@@ -51,3 +51,18 @@ def test_bf16_step_stays_close_to_fp32():
     bf16, batch16 = setup(dataclasses.replace(config, precision="bf16"))
     a, b = train_step(fp32, batch32()), train_step(bf16, batch16())
     assert b[:2].tolist() == pytest.approx(a[:2].tolist(), rel=0.05)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_steps_on_cuda_with_fused_adam(precision):
+    config = dataclasses.replace(get_preset("cifar-32").gan, precision=precision)
+    device = torch.device("cuda")
+    torch.manual_seed(0)
+    gan = GAN.build(config, device)
+    images = torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8, device=device)
+    labels = torch.randint(0, 10, (64,), device=device)
+    rng = torch.Generator().manual_seed(0)
+    metrics = torch.stack([train_step(gan, draw_batch(images, labels, 16, config.z_dim, 10, rng)) for _ in range(3)])
+    assert metrics.device.type == "cuda" and torch.isfinite(metrics).all()
+    assert all(p.device.type == "cuda" and p.dtype == torch.float32 for p in gan.generator.parameters())
