@@ -24,8 +24,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from command import ENSEMBLE  # noqa: E402
 
-ENSEMBLE = shutil.which("ensemble", path=str(Path(sys.executable).parent)) or shutil.which("ensemble") or "ensemble"
 RAY_SYSTEM = ("gcs_server", "raylet", "dashboard", "log_monitor", "monitor.py", "runtime_env", "ray_client")
 
 

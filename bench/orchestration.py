@@ -32,8 +32,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from manifests.run_dir import RunDir  # noqa: E402
+from command import ENSEMBLE  # noqa: E402
 
-ENSEMBLE = shutil.which("ensemble", path=str(Path(sys.executable).parent)) or shutil.which("ensemble") or "ensemble"
 FAKE_GPUS = 16
 
 

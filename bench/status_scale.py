@@ -30,8 +30,8 @@ from ensemble.routing import Router  # noqa: E402
 from ensemble.status import read_status  # noqa: E402
 from manifests.run_dir import RunDir  # noqa: E402
 from manifests.schema import SplitRecord, Status  # noqa: E402
+from command import ENSEMBLE  # noqa: E402
 
-ENSEMBLE = shutil.which("ensemble", path=str(Path(sys.executable).parent)) or shutil.which("ensemble") or "ensemble"
 GOALS = {100: 0.3, 10_000: 1.0}
 CLASSES_PER_SPLIT = 10
 
