@@ -1,0 +1,28 @@
+"""The benchmark scripts still run (their figures live in bench/README.md, not in tests)."""
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).parents[1] / "bench"
+
+
+def run(script: str, *args: str) -> str:
+    out = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout
+
+
+def test_train_step_bench_prints_a_row_per_loop_with_its_ratio():
+    table = run("train_step.py", "--presets", "cpu-32", "--rounds", "1", "--steps", "1", "--warmup", "0",
+                "--images", "64")  # fmt: skip
+    rows = {line.split()[1] + " " + line.split()[2]: line for line in table.splitlines() if line.startswith("cpu-32")}
+    assert set(rows) == {"public port", "ours fp32", "ours bf16"}
+    assert re.search(r" 1\.00x ", rows["public port"])
+    assert all(re.search(r" \d+\.\d\dx ", row) for row in rows.values())
+
+
+def test_status_bench_times_each_command_on_a_made_up_manifest():
+    table = run("status_scale.py", "--splits", "20", "--repeats", "1")
+    for measure in ("ensemble status ", "ensemble status --summary", "ensemble status --json", "route one label"):
+        assert any(line.split()[0] == "20" and measure in line for line in table.splitlines()), table
