@@ -37,14 +37,6 @@ from command import ENSEMBLE  # noqa: E402
 FAKE_GPUS = 16
 
 
-class Quiet:
-    """A LaunchListener that shows nothing."""
-
-    def launched(self, *args) -> None: ...
-    def updated(self, records) -> None: ...
-    def finished(self, record) -> None: ...
-
-
 def builtin_run(work: Path, splits: int) -> list[tuple[str, str]]:
     run = work / "builtin"
     start = time.perf_counter()
@@ -85,7 +77,7 @@ def tiny_split_cpu_seconds(work: Path, gan: dict, repeats: int = 20) -> float:
 def fake_gpu_run(work: Path, splits: int) -> list[tuple[str, str]]:
     import ray
 
-    from ensemble.coordinator import LaunchRequest, launch
+    from ensemble.coordinator import LaunchRequest, QuietListener, launch
     from workers.presets import get_preset
 
     own = tiny_split_cpu_seconds(work / "alone", get_preset("cpu-32").gan.to_dict())
@@ -96,7 +88,7 @@ def fake_gpu_run(work: Path, splits: int) -> list[tuple[str, str]]:
                                 gpus_per_split=1, cpus_per_split=cpus / FAKE_GPUS)  # fmt: skip
         began = dt.datetime.now(dt.timezone.utc)
         start = time.perf_counter()
-        summary = launch(request, Quiet())
+        summary = launch(request, QuietListener())
         wall = time.perf_counter() - start
     finally:
         ray.shutdown()

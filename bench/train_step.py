@@ -29,6 +29,7 @@ import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
+from manifests.history import METRICS  # noqa: E402
 from workers.model import Discriminator, Generator  # noqa: E402
 from workers.presets import get_preset  # noqa: E402
 from workers.step import GAN, draw_batch, train_step  # noqa: E402
@@ -95,7 +96,7 @@ class OurStep:
         self.gan.generator.train()
         self.gan.discriminator.train()
         self.rng = torch.Generator().manual_seed(0)
-        self.sums = torch.zeros(6, dtype=torch.float64, device=device)  # what train_split keeps per step
+        self.sums = torch.zeros(len(METRICS), dtype=torch.float64, device=device)  # what train_split keeps per step
 
     def step(self) -> None:
         batch = draw_batch(self.images, self.labels, self.batch_size, self.config.z_dim, self.config.num_classes,

@@ -81,6 +81,14 @@ class LaunchListener(Protocol):
     def finished(self, record: SplitRecord) -> None: ...
 
 
+class QuietListener:
+    """A LaunchListener that shows nothing: for code that drives launch() itself (tests, bench/)."""
+
+    def launched(self, *args) -> None: ...
+    def updated(self, records) -> None: ...
+    def finished(self, record) -> None: ...
+
+
 def _train_split_task(job: TrainJob, board, cpus: float):
     """Body of each split's Ray task: the plain training function, wired to the board."""
     import ray

@@ -52,9 +52,9 @@ def table_lines(records: list[SplitRecord], style: Style) -> Iterator[str]:
     def pad(i: int, text: str) -> str:
         return text.rjust(widths[i]) if COLUMNS[i] in RIGHT_ALIGNED else text.ljust(widths[i])
 
-    status_column = COLUMNS.index("status")
+    status_at = shown.index(COLUMNS.index("status"))
     yield style("  ".join(pad(i, COLUMNS[i]) for i in shown).rstrip(), bold=True)
     for row, record in zip(rows, records):
         cells = [pad(i, row[i]) for i in shown]
-        cells[shown.index(status_column)] = style(cells[shown.index(status_column)], **STATUS_STYLES.get(record.status, {}))
+        cells[status_at] = style(cells[status_at], **STATUS_STYLES.get(record.status, {}))
         yield "  ".join(cells).rstrip()

@@ -118,8 +118,8 @@ class SplitRecord:
     def to_row(self) -> dict:
         # Not dataclasses.asdict: its deep copy was 2.4 s of `status --json` at 10,000
         # splits (bench/status_scale.py). The lists are copied; their items are immutable.
-        return {name: list(value) if isinstance(value, list) else value
-                for name, value in ((name, getattr(self, name)) for name in _FIELD_NAMES)}  # fmt: skip
+        row = {name: getattr(self, name) for name in _FIELD_NAMES}
+        return {name: list(value) if isinstance(value, list) else value for name, value in row.items()}
 
     @classmethod
     def from_row(cls, row: dict) -> "SplitRecord":

@@ -74,14 +74,6 @@ def process_alive(pid: int) -> bool:
         return False
 
 
-class QuietListener:
-    """A launch listener for tests that drive launch() directly."""
-
-    def launched(self, *args) -> None: ...
-    def updated(self, records) -> None: ...
-    def finished(self, record) -> None: ...
-
-
 class RunsCode:
     """Unpickling this would run a shell command that leaves a marker file: what a malicious
     checkpoint carries. Loading must refuse it without running it."""

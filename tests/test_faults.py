@@ -20,13 +20,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from ensemble.coordinator import LaunchRequest, launch
+from ensemble.coordinator import LaunchRequest, QuietListener, launch
 from ensemble.run_spec import new_spec
 from manifests.launch_lock import LaunchLock
 from manifests.run_dir import RunDir
 from manifests.schema import Status
 from tests.helpers import (
-    QuietListener,
     assert_one_line_error,
     cli_command,
     invoke,

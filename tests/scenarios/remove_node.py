@@ -22,9 +22,9 @@ import ray
 import torch
 from ray.cluster_utils import Cluster
 
-from ensemble.coordinator import LaunchRequest, launch
+from ensemble.coordinator import LaunchRequest, QuietListener, launch
 from manifests.schema import Status
-from tests.helpers import QuietListener, rows_of, wait_for
+from tests.helpers import rows_of, wait_for
 
 
 def parent_pid(pid: int) -> int:
