@@ -26,6 +26,15 @@ RUN_OPTION = click.option(
     help="Run directory (manifest, spec, checkpoints). Env: ENSEMBLE_RUN.",
 )
 
+CHECKPOINT_OPTION = click.option(
+    "--checkpoint",
+    type=click.Choice(("best", "latest")),
+    default="best",
+    show_default=True,
+    help="Each split's best generator by the quality guard's score, or its latest one. A split "
+    "trained without the guard has only the latest.",
+)
+
 
 @contextlib.contextmanager
 def user_errors():
@@ -100,6 +109,12 @@ def main() -> None:
 @click.option("--cpus-per-split", type=float, default=1.0, show_default=True, help="CPUs per split.")
 @click.option("--only", callback=lambda ctx, param, value: _parse_split_ids(value),
               help="Train just these splits, e.g. `41` or `0-9,41`; the rest stay pending.")
+@click.option("--quality-retries", type=int,
+              help="Fresh seeds a split may be retrained with when its best generator fails a class "
+              "(collapsed or unrecognisable). On a relaunch, flagged splits get this many more. [default: 1]")
+@click.option("--guard/--no-guard", default=None,
+              help="Score each checkpoint with the split's real-data classifier, keep the best generator, "
+              "flag failing classes. [default: on]")
 def launch(run_dir: Path, **options) -> None:
     """Train every unfinished split of a run, one Ray task per split.
 
@@ -113,6 +128,7 @@ def launch(run_dir: Path, **options) -> None:
       ensemble launch --data /datasets/imagenet/train --preset paper-128 --run runs/in1k
       ensemble launch --data cifar10:~/torchvision-data --preset cifar-32 --splits 1 --set d_spectral_norm=true
       ensemble launch --address ray://head:10001 --run /shared/runs/in1k
+      ensemble launch --run runs/in1k --quality-retries 2   # flagged splits: 2 more seeds
     """
     from ensemble.coordinator import LaunchRequest, launch as run_launch
     from ensemble.run_spec import parse_overrides
@@ -124,9 +140,14 @@ def launch(run_dir: Path, **options) -> None:
             summary = run_launch(request, view)
     counts = ", ".join(f"{n} {status}" for status, n in summary.counts.items() if n)
     if summary.submitted == 0:
-        click.echo(f"Nothing to do: every split of {summary.run_dir} has succeeded ({counts}).")
+        click.echo(f"Nothing to do: every split of {summary.run_dir} has finished training ({counts}).")
     else:
         click.echo(f"Done in {summary.wall_seconds:.0f} s: {counts}. Manifest: {summary.run_dir / 'manifest.parquet'}")
+    if summary.counts.get("flagged"):
+        click.echo(
+            f"{summary.counts['flagged']} split(s) flagged: their best generator fails some classes (see "
+            f"`ensemble status`); relaunch with --quality-retries N to train them again with new seeds.", err=True
+        )
     if summary.counts.get("failed"):
         click.echo("Some splits failed; see `ensemble status`, then relaunch to retry them.", err=True)
         sys.exit(1)
@@ -169,9 +190,16 @@ class LaunchView:
             self.steps_bar = self.progress.add_task("steps ", total=self.total_steps, detail="")
             self.progress.start()
 
+    def retrying(self, record) -> None:
+        self.console.print(f"split {record.split}: {record.flagged}; training it again with a new seed "
+                           f"(its seed number {len(record.seeds)})")
+        self.total_steps += record.total_steps
+        if self.progress is not None:
+            self.progress.update(self.steps_bar, total=self.total_steps)
+
     def updated(self, records) -> None:
         mine = [r for r in records if r.split in self.todo]
-        done = sum(r.status in ("succeeded", "failed") for r in mine)
+        done = sum(r.status in ("succeeded", "flagged", "failed") for r in mine)
         running = sum(r.status == "running" for r in mine)
         steps = sum(r.step for r in mine)
         if self.progress is not None:
@@ -184,6 +212,8 @@ class LaunchView:
     def finished(self, record) -> None:
         if record.status == "failed":
             self.console.print(f"[bold red]split {record.split} failed[/]: {record.error}")
+        elif record.status == "flagged":
+            self.console.print(f"[bold yellow]split {record.split} flagged[/]: {record.flagged}")
         elif self.progress is None:
             self.console.print(f"split {record.split} succeeded at step {record.step}")
 
@@ -230,7 +260,87 @@ def _print_status_table(run_status) -> None:
     from ensemble.status_table import table_lines
 
     # click.echo drops the colour codes when stdout is not a terminal.
-    click.echo("\n".join(table_lines(run_status.records, click.style)))
+    click.echo("\n".join(table_lines(run_status.records, click.style, run_status.evaluated)))
+
+
+@main.command()
+@RUN_OPTION
+@click.option("--only", callback=lambda ctx, param, value: _parse_split_ids(value),
+              help="Evaluate just these splits, e.g. `41` or `0-9,41`; the other rows of evaluation.parquet stay.")
+@click.option("--samples", type=int, default=100, show_default=True, help="Generated images per class.")
+@CHECKPOINT_OPTION
+@click.option("--classifier-weights", type=click.Path(path_type=str),
+              help="A torchvision Inception-v3 or ResNet-50 state dict file you have (never downloaded): adds the "
+              "paper's 1000-way accuracy over the global labels, for ImageNet runs.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (key `classes`: one row per class).")
+def evaluate(run_dir: Path, only, samples: int, checkpoint: str, classifier_weights: str | None, as_json: bool) -> None:
+    """Score every class of every finished split, offline, with the paper's measures.
+
+    Per class: accuracy of the split's own real-data classifier on generated samples (and on
+    held-out real images), MS-SSIM of random same-class pairs (generated and real), diversity
+    (generated spread / real spread), distance to the nearest training image, and FID / KID
+    in the classifier's feature space. Writes RUN/evaluation.parquet; `ensemble status` then
+    shows how many classes of each split pass.
+
+    \b
+    Examples:
+      ensemble evaluate
+      ensemble evaluate --only 41 --samples 500 --checkpoint latest
+      ensemble evaluate --json | jq '.classes[] | select(.verdict != "ok")'
+      ensemble evaluate --run runs/in1k --classifier-weights ~/weights/inception_v3.pth
+    """
+    from ensemble.evaluate import evaluate_run
+
+    with user_errors(), EvaluateView(quiet=as_json) as view:
+        report = evaluate_run(run_dir, only, samples, checkpoint, classifier_weights, progress=view.progress)
+    if as_json:
+        click.echo(json.dumps({"run": str(run_dir), "seconds": report.seconds, "counts": report.counts,
+                               "classes": report.rows}))  # fmt: skip
+        return
+    counts = ", ".join(f"{n} {verdict}" for verdict, n in report.counts.items() if n)
+    click.echo(f"Evaluated {len(report.rows)} classes of {report.splits} splits in {report.seconds:.0f} s: {counts}. "
+               f"Results: {report.path}")  # fmt: skip
+    flagged = report.flagged()
+    for row in flagged[:20]:
+        click.echo(f"  {row['label']} ({row['name']}), split {row['split']}: {row['verdict']} - accuracy "
+                   f"{row['accuracy']:.2f} (real {_maybe(row['real_accuracy'])}), MS-SSIM {_maybe(row['ms_ssim'])} "
+                   f"(real {_maybe(row['real_ms_ssim'])}), diversity {row['diversity']:.2f}")  # fmt: skip
+    if len(flagged) > 20:
+        click.echo(f"  ... and {len(flagged) - 20} more (ensemble evaluate --json)")
+
+
+def _maybe(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+class EvaluateView:
+    """A progress bar over the splits on a terminal (stderr), nothing otherwise."""
+
+    def __init__(self, quiet: bool) -> None:
+        from rich.console import Console
+
+        self.console = Console(stderr=True)
+        self.bar = None
+        self.quiet = quiet
+
+    def __enter__(self) -> "EvaluateView":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar[0].stop()
+
+    def progress(self, done: int, total: int, record) -> None:
+        if self.quiet or not self.console.is_terminal:
+            return
+        if self.bar is None:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
+
+            bar = Progress("[bold]evaluating splits", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                           TimeRemainingColumn(), console=self.console)  # fmt: skip
+            self.bar = (bar, bar.add_task("splits", total=total))
+            bar.start()
+        self.bar[0].update(self.bar[1], completed=done)
 
 
 @main.command()
@@ -240,7 +350,8 @@ def _print_status_table(run_status) -> None:
 @click.option("--seed", type=int, default=0, show_default=True, help="Noise seed; the same seed gives the same images.")
 @click.option("--out", type=click.Path(path_type=Path), help="A .png path for one grid, or a folder for one PNG per image. [default: samples/label-L.png]")
 @click.option("--scale", type=int, default=1, show_default=True, help="Enlarge each pixel this many times.")
-def sample(label: str, run_dir: Path, count: int, seed: int, out: Path | None, scale: int) -> None:
+@CHECKPOINT_OPTION
+def sample(label: str, run_dir: Path, count: int, seed: int, out: Path | None, scale: int, checkpoint: str) -> None:
     """Write images of one class, made by the split's generator that owns it.
 
     \b
@@ -252,12 +363,12 @@ def sample(label: str, run_dir: Path, count: int, seed: int, out: Path | None, s
     from ensemble.sampler import sample_label
 
     with user_errors():
-        result = sample_label(run_dir, label, count, seed, out, scale)
+        result = sample_label(run_dir, label, count, seed, out, scale, checkpoint)
     route = result.route
     where = result.paths[0] if len(result.paths) == 1 else f"{len(result.paths)} files in {result.paths[0].parent}"
     click.echo(
         f"label {route.global_label} ({route.class_name}) -> split {route.record.split}, local class "
-        f"{route.local_label}, checkpoint step {result.checkpoint_step}: wrote {where}"
+        f"{route.local_label}, {result.checkpoint_kind} checkpoint, step {result.checkpoint_step}: wrote {where}"
     )
 
 

@@ -42,6 +42,9 @@ if TYPE_CHECKING:
     from ensemble.progress import Drained
 
 MANIFEST_WRITE_INTERVAL_S = 1.0
+DEFAULT_QUALITY_RETRIES = 1
+SEED_STRIDE = 1_000_000_007
+"""Between the seeds of a split's quality retries (a prime: no two splits' seeds meet)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -65,6 +68,13 @@ class LaunchRequest:
     deterministic); it is marked failed and the next launch tries it again."""
     only: tuple[int, ...] | None = None
     """Train just these split ids (a first look before the whole run); None: every split."""
+    guard: bool | None = None
+    """The quality guard (workers/guard.py): score at each checkpoint, keep the best generator,
+    flag the classes it fails on. None: on for a new run, as stored for a relaunch."""
+    quality_retries: int | None = None
+    """Fresh seeds a split whose best generator fails a class may be retrained with. None:
+    DEFAULT_QUALITY_RETRIES in all, and flagged splits are left alone; given on a relaunch,
+    flagged splits get this many more."""
 
 
 @dataclass(frozen=True)
@@ -79,6 +89,7 @@ class LaunchListener(Protocol):
     def launched(self, cluster: Cluster, spec: RunSpec, todo: list[SplitRecord], gpus_per_split: float) -> None: ...
     def updated(self, records: list[SplitRecord]) -> None: ...
     def finished(self, record: SplitRecord) -> None: ...
+    def retrying(self, record: SplitRecord) -> None: ...
 
 
 class QuietListener:
@@ -87,6 +98,7 @@ class QuietListener:
     def launched(self, *args) -> None: ...
     def updated(self, records) -> None: ...
     def finished(self, record) -> None: ...
+    def retrying(self, record) -> None: ...
 
 
 def _train_split_task(job: TrainJob, board, cpus: float):
@@ -125,7 +137,8 @@ def _prepare(request: LaunchRequest, run: RunDir) -> tuple[RunSpec, list[SplitRe
     for name in ("splits", "steps", "batch_size", "checkpoint_every"):
         check_positive(name, getattr(request, name))
     given = {name: getattr(request, name)
-             for name in ("data", "splits", "steps", "batch_size", "seed", "checkpoint_every", "preset", "overrides")}  # fmt: skip
+             for name in ("data", "splits", "steps", "batch_size", "seed", "checkpoint_every", "preset", "overrides",
+                          "guard")}  # fmt: skip
     if run.exists():
         spec = RunSpec.from_dict(run.read_spec())
         check_relaunch(spec, str(run.root), **given)
@@ -161,17 +174,24 @@ def _apply_progress(record: SplitRecord, drained: Drained, run: RunDir) -> None:
         record.error = None
         record.warning = fields.get("warning")
     for name in ("step", "loss_d", "loss_g", "class_accuracy", "node", "pid", "device", "train_seconds",
-                 "checkpoint_step", "resumed_from", "skipped_images"):  # fmt: skip
+                 "checkpoint_step", "resumed_from", "skipped_images", "quality", "best_step"):  # fmt: skip
         if fields.get(name) is not None:
             setattr(record, name, fields[name])
     if fields.get("checkpoint"):
         record.checkpoint = os.path.relpath(fields["checkpoint"], run.root)
+    if fields.get("best_checkpoint"):
+        record.best_checkpoint = os.path.relpath(fields["best_checkpoint"], run.root)
     record.updated_at = now
 
 
 def _apply_result(record: SplitRecord, result, run: RunDir) -> None:
+    from workers.quality import describe_flags
+
     now = utc_now()
-    record.status = Status.SUCCEEDED
+    record.status = Status.FLAGGED if result.flags else Status.SUCCEEDED
+    record.flagged = describe_flags(result.flags) or None
+    record.quality, record.best_step = result.quality, result.best_step
+    record.best_checkpoint = os.path.relpath(result.best_path, run.root) if result.best_path else None
     record.step = result.step
     record.loss_d, record.loss_g, record.class_accuracy = result.loss_d, result.loss_g, result.class_accuracy
     record.checkpoint = os.path.relpath(result.generator_path, run.root)
@@ -201,9 +221,12 @@ def _apply_failure(record: SplitRecord, exc: BaseException) -> None:
     record.updated_at = record.finished_at = utc_now()
 
 
-def _select(records: list[SplitRecord], only: tuple[int, ...] | None) -> list[SplitRecord]:
-    """The splits this launch trains: every unfinished one, or those of them in `only`."""
-    todo = [r for r in records if r.status != Status.SUCCEEDED]
+def _select(records: list[SplitRecord], only: tuple[int, ...] | None,
+            quality_retries: int | None = None) -> list[SplitRecord]:  # fmt: skip
+    """The splits this launch trains: every unfinished one (and flagged ones, when given
+    quality retries), or those of them in `only`."""
+    retrain_flagged = bool(quality_retries)
+    todo = [r for r in records if r.status not in Status.FINISHED or retrain_flagged and r.status == Status.FLAGGED]
     if only is None:
         return todo
     wanted = set(only)
@@ -232,8 +255,10 @@ def _check_resumable(run: RunDir, todo: list[SplitRecord]) -> None:
 def launch(request: LaunchRequest, listener: LaunchListener) -> LaunchSummary:
     start = time.monotonic()
     run = RunDir(request.run_dir)
+    if request.quality_retries is not None and request.quality_retries < 0:
+        raise EnsembleError(f"--quality-retries must be 0 or more, got {request.quality_retries}")
     spec, records, is_new = _prepare(request, run)
-    todo = _select(records, request.only)
+    todo = _select(records, request.only, request.quality_retries)
     if not todo:
         return LaunchSummary(run.root, count_by_status(records), 0, time.monotonic() - start)
     check_requested_resources(cpus_per_split=request.cpus_per_split, gpus_per_split=request.gpus_per_split)
@@ -262,7 +287,8 @@ def launch(request: LaunchRequest, listener: LaunchListener) -> LaunchSummary:
             run.write_spec(spec.to_dict())
         else:
             records = run.read_manifest()
-            todo = _select(records, request.only)
+            todo = _select(records, request.only, request.quality_retries)
+        seed_limits = {r.split: _plan_seeds(spec, r, request.quality_retries) for r in todo}
         for record in todo:  # failed splits get another go; `running` rows are stale
             record.status, record.error, record.finished_at = Status.PENDING, None, None
         run.write_manifest(records)
@@ -273,12 +299,22 @@ def launch(request: LaunchRequest, listener: LaunchListener) -> LaunchSummary:
             num_cpus=request.cpus_per_split, num_gpus=gpus, max_retries=request.max_retries, retry_exceptions=False
         )
         by_split = {r.split: r for r in records}
-        pending = {
-            task.remote(_job(spec, record, run), board, request.cpus_per_split): record.split for record in todo
-        }
+
+        def submit(record: SplitRecord):
+            return task.remote(_job(spec, record, run), board, request.cpus_per_split)
+
+        def retry_for_quality(record: SplitRecord, result) -> bool:
+            """Submit a flagged split again with a fresh seed, while its seed limit allows."""
+            if not result.flags or len(record.seeds) >= seed_limits[record.split]:
+                return False
+            record.seeds.append(_next_seed(spec, record))
+            pending[submit(record)] = record.split
+            return True
+
+        pending = {submit(record): record.split for record in todo}
         try:
             with _stop_signals() as stop:
-                _drive(pending, board, by_split, records, run, listener, stop)
+                _drive(pending, board, by_split, records, run, listener, stop, retry_for_quality)
         except KeyboardInterrupt:
             for ref in pending:
                 ray.cancel(ref, force=True)
@@ -334,7 +370,7 @@ def _stop_signals():
 
 
 def _drive(pending: dict, board, by_split: dict[int, SplitRecord], records: list[SplitRecord],
-           run: RunDir, listener: LaunchListener, stop: threading.Event) -> None:  # fmt: skip
+           run: RunDir, listener: LaunchListener, stop: threading.Event, retry_for_quality) -> None:  # fmt: skip
     """Fold worker progress and task results into the manifest until no task is left."""
     import ray
 
@@ -347,17 +383,46 @@ def _drive(pending: dict, board, by_split: dict[int, SplitRecord], records: list
         dirty = _drain(board, by_split, run) or dirty
         for ref in ready:
             record = by_split[pending.pop(ref)]
+            dirty = True
             try:
-                _apply_result(record, ray.get(ref), run)
+                result = ray.get(ref)
             except ray.exceptions.RayError as exc:
                 _apply_failure(record, exc)
+            else:
+                _apply_result(record, result, run)
+                if retry_for_quality(record, result):
+                    record.status, record.finished_at = Status.RUNNING, None
+                    listener.retrying(record)
+                    continue
             listener.finished(record)
-            dirty = True
         now = time.monotonic()
         if dirty and (not pending or ready or now - last_write >= MANIFEST_WRITE_INTERVAL_S):
             run.write_manifest(records)
             last_write, dirty = now, False
         listener.updated(records)
+
+
+def _base_seed(spec: RunSpec, record: SplitRecord) -> int:
+    """A distinct, reproducible seed per split."""
+    return spec.seed * 1_000_003 + record.split
+
+
+def _next_seed(spec: RunSpec, record: SplitRecord) -> int:
+    return _base_seed(spec, record) + SEED_STRIDE * len(record.seeds)
+
+
+def _plan_seeds(spec: RunSpec, record: SplitRecord, quality_retries: int | None) -> int:
+    """Give the split its first seed (or a fresh one, for a flagged split retried by a
+    relaunch), and return how many seeds it may have in all by the end of this launch."""
+    if not record.seeds:
+        record.seeds = [_base_seed(spec, record)]
+    if quality_retries is None:
+        return max(len(record.seeds), 1 + DEFAULT_QUALITY_RETRIES)
+    if record.status == Status.FLAGGED:  # this relaunch's first retry starts now
+        record.seeds.append(_next_seed(spec, record))
+        record.flagged = None
+        return len(record.seeds) - 1 + quality_retries
+    return len(record.seeds) + quality_retries
 
 
 def _job(spec: RunSpec, record: SplitRecord, run: RunDir) -> TrainJob:
@@ -369,8 +434,8 @@ def _job(spec: RunSpec, record: SplitRecord, run: RunDir) -> TrainJob:
         split_dir=str(run.split_dir(record.split).resolve()),
         steps=spec.steps,
         batch_size=spec.batch_size,
-        # A distinct, reproducible seed per split.
-        seed=spec.seed * 1_000_003 + record.split,
+        seed=record.seeds[-1] if record.seeds else _base_seed(spec, record),
         gan=spec.gan,
         checkpoint_every=spec.checkpoint_every,
+        guard=spec.guard,
     )

@@ -37,7 +37,8 @@ class ProgressBoard:
         step = event.get("step")
         if event.get("event") == "started":
             self._starts[split] = self._starts.get(split, 0) + 1
-            lost = self._furthest.get(split, 0) - event.get("resumed_from", 0)
+            # A quality retry starts a new seed from scratch on purpose: nothing was lost.
+            lost = 0 if event.get("new_seed") else self._furthest.get(split, 0) - event.get("resumed_from", 0)
             self._redone[split] = self._redone.get(split, 0) + max(0, lost)
             self._furthest[split] = event.get("resumed_from", 0)
         elif step is not None:

@@ -33,6 +33,8 @@ class RunSpec:
     """Runs from before presets existed were all cpu-32."""
     gan: dict = field(default_factory=lambda: get_preset(DEFAULT_PRESET).gan.to_dict())
     """The preset's model config with any --set overrides applied."""
+    guard: bool = True
+    """The quality guard (workers/guard.py); runs from before it get it on their next launch."""
 
     def to_dict(self) -> dict:
         return {"version": 1, **dataclasses.asdict(self)}
@@ -44,7 +46,7 @@ class RunSpec:
 
 
 # The launch options a relaunch may repeat but not change.
-PINNED_OPTIONS = ("data", "splits", "steps", "batch_size", "seed", "checkpoint_every", "preset")
+PINNED_OPTIONS = ("data", "splits", "steps", "batch_size", "seed", "checkpoint_every", "preset", "guard")
 
 
 def parse_overrides(pairs: tuple[str, ...] | None) -> dict:
@@ -81,7 +83,7 @@ def check_positive(name: str, value: int | None) -> None:
 
 def new_spec(*, data: str | None, splits: int | None, num_classes: int, steps: int | None,
              batch_size: int | None, seed: int | None, checkpoint_every: int | None,
-             preset: str | None = None, overrides: dict | None = None) -> RunSpec:  # fmt: skip
+             preset: str | None = None, overrides: dict | None = None, guard: bool | None = None) -> RunSpec:  # fmt: skip
     """A new run's spec; options left out take the preset's recipe (steps, batch size)."""
     preset_name = preset or DEFAULT_PRESET
     splits = splits or DEFAULT_SPLITS
@@ -97,6 +99,7 @@ def new_spec(*, data: str | None, splits: int | None, num_classes: int, steps: i
         checkpoint_every=checkpoint_every or recipe.checkpoint_every,
         preset=preset_name,
         gan=gan,
+        guard=True if guard is None else guard,
     )
 
 
@@ -110,6 +113,10 @@ def check_relaunch(stored: RunSpec, run_dir: str, **given: object) -> None:
             value = normalise_spec(str(value))
         if value != getattr(stored, name):
             flag = name.replace("_", "-")
+            if name == "guard":
+                shown = "--guard" if stored.guard else "--no-guard"
+                raise EnsembleError(f"run {run_dir} was launched with {shown}; leave it out to resume it, "
+                                    f"or pass a new --run DIR")  # fmt: skip
             raise EnsembleError(
                 f"run {run_dir} was launched with --{flag} {getattr(stored, name)}, not {value}; "
                 f"leave --{flag} out to resume it, or pass a new --run DIR"

@@ -7,6 +7,7 @@ from pathlib import Path
 from ensemble.errors import EnsembleError
 from ensemble.routing import Route, Router
 from manifests.run_dir import RunDir
+from manifests.schema import SplitRecord
 
 MAX_SAMPLES = 10_000
 
@@ -16,10 +17,22 @@ class SampleResult:
     route: Route
     checkpoint_step: int
     paths: list[Path]
+    checkpoint_kind: str = "latest"
+    """`best` or `latest`: which of the split's generators made the images."""
+
+
+def generator_path(record: SplitRecord, checkpoint: str) -> tuple[str | None, str]:
+    """A split's generator file (relative to the run) and its kind: the best one when asked
+    for and there is one, else the latest."""
+    if checkpoint not in ("best", "latest"):
+        raise EnsembleError(f"--checkpoint must be best or latest, got {checkpoint!r}")
+    if checkpoint == "best" and record.best_checkpoint:
+        return record.best_checkpoint, "best"
+    return record.checkpoint, "latest"
 
 
 def sample_label(run_dir: str | Path, label: str, count: int, seed: int, out: Path | None = None,
-                 scale: int = 1) -> SampleResult:  # fmt: skip
+                 scale: int = 1, checkpoint: str = "best") -> SampleResult:  # fmt: skip
     """Write `count` images of `label`: one PNG grid when `out` ends in .png, else one PNG each."""
     if not 1 <= count <= MAX_SAMPLES:
         raise EnsembleError(f"--n must be between 1 and {MAX_SAMPLES}, got {count}")
@@ -28,7 +41,8 @@ def sample_label(run_dir: str | Path, label: str, count: int, seed: int, out: Pa
     run = RunDir(run_dir)
     route = Router(run.read_manifest()).resolve(label)
     record = route.record
-    if not record.checkpoint:
+    path, kind = generator_path(record, checkpoint)
+    if not path:
         raise EnsembleError(
             f"split {record.split} (label {route.global_label}) has no checkpoint yet (status: {record.status}); "
             f"run `ensemble launch --run {run.root}` and sample once it has checkpointed"
@@ -43,9 +57,9 @@ def sample_label(run_dir: str | Path, label: str, count: int, seed: int, out: Pa
     from workers.checkpoints import load_generator
     from workers.sampling import generate, tile, write_png
 
-    generator, info = load_generator(run.root / record.checkpoint)
+    generator, info = load_generator(run.root / path)
     if info.classes != list(record.classes):
-        raise EnsembleError(f"{record.checkpoint} belongs to classes {info.classes[:3]}..., not split {record.split}")
+        raise EnsembleError(f"{path} belongs to classes {info.classes[:3]}..., not split {record.split}")
     images = generate(generator, route.local_label, count, seed)
     try:
         target_dir.mkdir(parents=True, exist_ok=True)
@@ -58,4 +72,4 @@ def sample_label(run_dir: str | Path, label: str, count: int, seed: int, out: Pa
                 write_png(image, path, scale)
     except OSError as exc:
         raise EnsembleError(f"cannot write to {out}: {exc.strerror or exc}") from None
-    return SampleResult(route, info.step, paths)
+    return SampleResult(route, info.step, paths, kind)

@@ -11,6 +11,7 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
+from manifests.evaluation import counts_by_split, read_evaluation
 from manifests.launch_lock import LaunchHolder, live_launch
 from manifests.run_dir import RunDir
 from manifests.schema import SplitRecord, Status, count_by_status
@@ -22,6 +23,8 @@ class RunStatus:
     records: list[SplitRecord]
     launch: LaunchHolder | None = None
     """The launch running on this run now, if any."""
+    evaluated: dict[int, dict] | None = None
+    """{split: {"classes", "ok", "flagged": {label: verdict}}} once `ensemble evaluate` ran."""
 
     @property
     def counts(self) -> dict[str, int]:
@@ -39,6 +42,15 @@ class RunStatus:
         counts = ", ".join(f"{n} {status}" for status, n in self.counts.items() if n)
         percent = 100.0 * self.steps_done / self.steps_total if self.steps_total else 0.0
         line = f"{len(self.records)} splits: {counts}; {percent:.0f}% of steps done"
+        if self.evaluated:
+            classes = sum(e["classes"] for e in self.evaluated.values())
+            ok = sum(e["ok"] for e in self.evaluated.values())
+            verdicts: dict[str, int] = {}
+            for entry in self.evaluated.values():
+                for verdict in entry["flagged"].values():
+                    verdicts[verdict] = verdicts.get(verdict, 0) + 1
+            flagged = "".join(f", {n} {v}" for v, n in sorted(verdicts.items()))
+            line += f"; evaluated {classes} classes: {ok} ok{flagged}"
         if self.launch is not None:
             line += f"; launch running (pid {self.launch.pid} on {self.launch.host})"
         return line
@@ -50,12 +62,19 @@ class RunStatus:
             "steps_done": self.steps_done,
             "steps_total": self.steps_total,
             "launch": None if self.launch is None else dataclasses.asdict(self.launch),
-            "splits": [_row_json(r) for r in self.records],
+            "splits": [_row_json(r, (self.evaluated or {}).get(r.split)) for r in self.records],
         }
 
 
-def _row_json(record: SplitRecord) -> dict:
+def _row_json(record: SplitRecord, evaluated: dict | None) -> dict:
     row = record.to_row()
+    # The guard's score of the best generator, and `ensemble evaluate`'s verdicts once it ran.
+    row["quality"] = None if record.quality is None and evaluated is None else {
+        "score": record.quality,
+        "evaluated_classes": evaluated["classes"] if evaluated else None,
+        "ok": evaluated["ok"] if evaluated else None,
+        "flagged": {str(k): v for k, v in evaluated["flagged"].items()} if evaluated else None,
+    }  # fmt: skip
     for key in ("started_at", "updated_at", "finished_at"):
         row[key] = row[key].isoformat() if row[key] else None
     return row
@@ -73,4 +92,5 @@ def read_status(run_dir: str | Path) -> RunStatus:
             if record.status == Status.RUNNING:
                 record.status = Status.INTERRUPTED
                 record.warning = "its launch is no longer running; `ensemble launch` resumes it"
-    return RunStatus(run.root, records, launch)
+    evaluated = counts_by_split(read_evaluation(run.root)) or None
+    return RunStatus(run.root, records, launch, evaluated)

@@ -14,10 +14,12 @@ STATUS_STYLES = {
     "pending": {"dim": True},
     "running": {"fg": "cyan"},
     "succeeded": {"fg": "green"},
+    "flagged": {"fg": "magenta", "bold": True},
     "failed": {"fg": "red", "bold": True},
     "interrupted": {"fg": "yellow"},
 }
-COLUMNS = ("split", "classes", "status", "attempt", "step", "loss D", "loss G", "D class acc", "device", "node", "note")
+COLUMNS = ("split", "classes", "status", "attempt", "step", "loss D", "loss G", "D class acc", "quality", "device",
+           "node", "note")  # fmt: skip
 RIGHT_ALIGNED = {"split", "attempt", "step"}
 NOTE_WIDTH = 70
 
@@ -35,17 +37,27 @@ def _number(value: float | None) -> str:
     return "" if value is None else f"{value:.3f}"
 
 
-def _cells(r: SplitRecord) -> tuple[str, ...]:
+def _cells(r: SplitRecord, evaluated: dict | None) -> tuple[str, ...]:
     return (
         str(r.split), _classes(r.classes), r.status, str(r.attempt), f"{r.step}/{r.total_steps}",
-        _number(r.loss_d), _number(r.loss_g), _number(r.class_accuracy), r.device or "", r.node or "",
-        (r.error or r.warning or "")[:NOTE_WIDTH],
+        _number(r.loss_d), _number(r.loss_g), _number(r.class_accuracy), _quality(r, evaluated),
+        r.device or "", r.node or "", (r.error or r.flagged or r.warning or "")[:NOTE_WIDTH],
     )  # fmt: skip
 
 
-def table_lines(records: list[SplitRecord], style: Style) -> Iterator[str]:
-    """The header, then a line per split. Columns empty in every row are left out."""
-    rows = [_cells(r) for r in records]
+def _quality(r: SplitRecord, evaluated: dict | None) -> str:
+    """The guard's score of the best generator, and once evaluated, its classes that pass."""
+    text = _number(r.quality)
+    if evaluated and r.split in evaluated:
+        counts = evaluated[r.split]
+        text = f"{text} {counts['ok']}/{counts['classes']} ok".strip()
+    return text
+
+
+def table_lines(records: list[SplitRecord], style: Style, evaluated: dict | None = None) -> Iterator[str]:
+    """The header, then a line per split. Columns empty in every row are left out.
+    `evaluated`: {split: {"classes": n, "ok": n}} from `ensemble evaluate`, if it ran."""
+    rows = [_cells(r, evaluated) for r in records]
     shown = [i for i, name in enumerate(COLUMNS) if i < 3 or any(row[i] for row in rows)]
     widths = {i: max([len(COLUMNS[i]), *(len(row[i]) for row in rows)]) for i in shown}
 

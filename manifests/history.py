@@ -17,24 +17,38 @@ HISTORY_NAME = "history.parquet"
 METRICS = ("loss_d", "loss_g", "accuracy_real", "accuracy_fake", "d_real", "d_fake")
 """Per row: both losses; D's class-head accuracy on real images and on G's fakes (how well
 G's images carry their class); D's mean probability of "real" on real and on fake images."""
+GUARD_METRICS = ("sample_accuracy", "sample_diversity", "quality")
+"""On the rows of the steps the quality guard checked (null on the others): the mean over
+classes of the split classifier's accuracy on a fixed batch of samples, the least diverse
+class's diversity, and the generator's quality score (workers/quality.py)."""
+ROW_WIDTH = len(METRICS) + 2 + len(GUARD_METRICS)
+"""A row as the trainer keeps it: [step, *METRICS, train_seconds, *GUARD_METRICS], NaN where
+the guard did not run."""
 
 HISTORY_SCHEMA = pa.schema(
     [pa.field("split", pa.int32(), nullable=False), pa.field("step", pa.int64(), nullable=False)]
     + [pa.field(name, pa.float64(), nullable=False) for name in METRICS]
     + [pa.field("train_seconds", pa.float64(), nullable=False)]
+    + [pa.field(name, pa.float64()) for name in GUARD_METRICS]
 )
 
 
 def write_history(split_dir: Path, split: int, rows: list[list[float]]) -> Path:
-    """rows: [step, *METRICS, train_seconds] each."""
-    columns = list(zip(*rows)) if rows else [[] for _ in range(len(METRICS) + 2)]
+    """rows: ROW_WIDTH values each (see ROW_WIDTH); a NaN guard figure is written as null."""
+    columns = list(zip(*rows)) if rows else [[] for _ in range(ROW_WIDTH)]
     arrays = [pa.array([split] * len(rows), pa.int32()), pa.array([int(s) for s in columns[0]], pa.int64())]
-    arrays += [pa.array(column, pa.float64()) for column in columns[1:]]
+    arrays += [pa.array(column, pa.float64()) for column in columns[1 : len(METRICS) + 2]]
+    arrays += [pa.array([None if v != v else v for v in column], pa.float64()) for column in columns[len(METRICS) + 2 :]]
     buffer = io.BytesIO()
     pq.write_table(pa.Table.from_arrays(arrays, schema=HISTORY_SCHEMA), buffer)
     path = Path(split_dir) / HISTORY_NAME
     atomic_write_bytes(path, buffer.getvalue())
     return path
+
+
+def padded_rows(rows: list[list[float]]) -> list[list[float]]:
+    """Rows of a checkpoint written before the guard existed, given NaN guard figures."""
+    return [row + [float("nan")] * (ROW_WIDTH - len(row)) for row in rows]
 
 
 def read_history(split_dir: Path) -> list[dict]:

@@ -11,17 +11,23 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "3"
+SCHEMA_VERSION = "4"
 ADDED_IN_VERSION_2 = ("pid", "resumed_from", "steps_redone", "skipped_images", "warning")
 """Columns a version-1 manifest lacks; its rows read with those fields at their defaults."""
 ADDED_IN_VERSION_3 = ("class_ids",)
 """... and a version-2 one; its class ids read as its class names (they were the same)."""
+ADDED_IN_VERSION_4 = ("quality", "best_checkpoint", "best_step", "flagged", "seeds")
+"""... and a version-3 one (from before the quality guard)."""
 SCHEMA_VERSION_KEY = b"acgan_ensemble.schema_version"
 
 
 class Status:
-    """A split's lifecycle: pending -> running -> succeeded | failed | interrupted.
+    """A split's lifecycle: pending -> running -> succeeded | flagged | failed | interrupted.
 
+    `flagged`: training finished, but the quality guard found classes its best generator
+    fails on (collapsed or unrecognisable) after every quality retry; `flagged` in the row
+    says which. Its best generator still samples. A relaunch leaves it alone unless given
+    --quality-retries.
     `interrupted`: its launch stopped (Ctrl-C, or the coordinator died) before it ended;
     its checkpoints are kept and the next launch resumes it.
     """
@@ -29,9 +35,12 @@ class Status:
     PENDING = "pending"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
+    FLAGGED = "flagged"
     FAILED = "failed"
     INTERRUPTED = "interrupted"
-    ALL = (PENDING, RUNNING, SUCCEEDED, FAILED, INTERRUPTED)
+    ALL = (PENDING, RUNNING, SUCCEEDED, FLAGGED, FAILED, INTERRUPTED)
+    FINISHED = (SUCCEEDED, FLAGGED)
+    """Trained to the end: a relaunch does not train them again (but see FLAGGED)."""
 
 
 _TIMESTAMP = pa.timestamp("us", tz="UTC")
@@ -63,6 +72,11 @@ MANIFEST_SCHEMA = pa.schema(
         pa.field("skipped_images", pa.int64()),
         pa.field("error", pa.string()),
         pa.field("warning", pa.string()),
+        pa.field("quality", pa.float64()),
+        pa.field("best_checkpoint", pa.string()),
+        pa.field("best_step", pa.int64()),
+        pa.field("flagged", pa.string()),
+        pa.field("seeds", pa.list_(pa.int64()), nullable=False),
     ],
     metadata={SCHEMA_VERSION_KEY: SCHEMA_VERSION.encode()},
 )
@@ -110,6 +124,18 @@ class SplitRecord:
     error: str | None = None
     warning: str | None = None
     """Something the user should know that did not stop training (e.g. a checkpoint fallback)."""
+    quality: float | None = None
+    """The quality guard's score of the best generator so far (workers/quality.py): the mean
+    over classes of accuracy x min(1, diversity); None with the guard off."""
+    best_checkpoint: str | None = None
+    """The best generator by that score (safetensors), relative to the run directory; what
+    sampling and evaluation use by default."""
+    best_step: int | None = None
+    flagged: str | None = None
+    """The best generator's failing classes and why, e.g. `417 collapsed (diversity 0.12)`."""
+    seeds: list[int] = dataclasses.field(default_factory=list)
+    """Every seed this split was trained with, in order: one more per quality retry (a fresh
+    start). The last one is the current. Empty: only the run's derived seed."""
 
     def __post_init__(self) -> None:
         if not self.class_ids:
@@ -145,8 +171,8 @@ def columns_of_version(version: str) -> list[str] | None:
     """The manifest columns of a schema version this code reads, or None for one it cannot."""
     if version == SCHEMA_VERSION:
         return MANIFEST_SCHEMA.names
-    if version == "2":
-        return [name for name in MANIFEST_SCHEMA.names if name not in ADDED_IN_VERSION_3]
-    if version == "1":
-        return [name for name in MANIFEST_SCHEMA.names if name not in ADDED_IN_VERSION_2 + ADDED_IN_VERSION_3]
-    return None
+    later = {"3": ADDED_IN_VERSION_4, "2": ADDED_IN_VERSION_3 + ADDED_IN_VERSION_4,
+             "1": ADDED_IN_VERSION_2 + ADDED_IN_VERSION_3 + ADDED_IN_VERSION_4}.get(version)  # fmt: skip
+    if later is None:
+        return None
+    return [name for name in MANIFEST_SCHEMA.names if name not in later]

@@ -37,7 +37,7 @@ from tests.helpers import (
 
 STEPS = 1500
 CHECKPOINT_EVERY = 300
-LONG = ["--steps", str(STEPS), "--batch-size", "8", "--checkpoint-every", str(CHECKPOINT_EVERY)]
+LONG = ["--steps", str(STEPS), "--batch-size", "8", "--checkpoint-every", str(CHECKPOINT_EVERY), "--no-guard"]
 
 pytestmark = pytest.mark.faults
 
@@ -77,7 +77,7 @@ def assert_resumed(row, attempts: int, from_step: int) -> None:
 def test_a_killed_worker_is_retried_and_resumes_from_its_checkpoint(tmp_path):
     run = tmp_path / "run"
     request = LaunchRequest(run_dir=run, splits=100, only=(41,), steps=STEPS, batch_size=8,
-                            checkpoint_every=CHECKPOINT_EVERY, gpus_per_split=0)  # fmt: skip
+                            checkpoint_every=CHECKPOINT_EVERY, gpus_per_split=0, guard=False)  # fmt: skip
     outcome = {}
     coordinator = threading.Thread(target=lambda: outcome.update(summary=launch(request, QuietListener())))
     coordinator.start()
@@ -98,7 +98,7 @@ def test_a_killed_worker_is_retried_and_resumes_from_its_checkpoint(tmp_path):
 def test_a_worker_that_dies_on_every_attempt_fails_after_a_bounded_number(tmp_path):
     run = tmp_path / "run"
     request = LaunchRequest(run_dir=run, splits=100, only=(41,), steps=STEPS, batch_size=8, max_retries=1,
-                            checkpoint_every=CHECKPOINT_EVERY, gpus_per_split=0)  # fmt: skip
+                            checkpoint_every=CHECKPOINT_EVERY, gpus_per_split=0, guard=False)  # fmt: skip
     outcome = {}
     coordinator = threading.Thread(target=lambda: outcome.update(summary=launch(request, QuietListener())))
     coordinator.start()
@@ -225,7 +225,7 @@ def test_a_split_that_raises_fails_once_while_the_others_finish_and_a_later_laun
     for f in class_2:
         f.write_bytes(b"not an image")  # passes the launch-time layout check, fails to decode
     run = tmp_path / "run"
-    quick = ["--steps", "12", "--batch-size", "8", "--checkpoint-every", "6", "--gpus-per-split", "0"]
+    quick = ["--steps", "12", "--batch-size", "8", "--checkpoint-every", "6", "--gpus-per-split", "0", "--no-guard"]
     result = invoke("launch", "--data", image_folder, "--splits", "2", "--run", run, *quick)
     assert result.exit_code == 1
     assert "split 1 failed" in result.output and "1 succeeded, 1 failed" in result.output
@@ -265,7 +265,7 @@ def test_a_corrupt_checkpoint_falls_back_to_the_previous_one_and_the_manifest_sa
     from workers.train import train_split
 
     run = tmp_path / "run"
-    quick = ["--steps", "12", "--batch-size", "8", "--checkpoint-every", "4", "--gpus-per-split", "0"]
+    quick = ["--steps", "12", "--batch-size", "8", "--checkpoint-every", "4", "--gpus-per-split", "0", "--no-guard"]
     assert invoke("launch", "--splits", "100", "--only", "41", "--run", run, *quick).exit_code == 0
     # Split 43 as an interrupted attempt leaves it: checkpoints at steps 4 and 8.
     spec = RunSpec.from_dict(json.loads((run / "run.json").read_text()))

@@ -7,6 +7,9 @@
     generator.safetensors     G's weights alone, with the step in the file's metadata
     generator.json            G's config and the split's classes: enough to sample with no
                               training code state and no pickle
+    generator.best.safetensors  the generator the quality guard scored best so far (over every
+    generator.best.json         seed the split was trained with), its JSON holding the scores
+    classifier.safetensors    the split's real-data classifier (workers/quality.py)
 
 Each file is written under a temporary name and moved into place atomically.
 """
@@ -34,6 +37,7 @@ BAD_STATE_NAME = "state.bad.pt"
 """Where a state.pt that resume had to skip is moved, for inspection."""
 GENERATOR_WEIGHTS = "generator.safetensors"
 GENERATOR_INFO = "generator.json"
+BEST_GENERATOR_WEIGHTS = "generator.best.safetensors"
 FORMAT = "acgan-ensemble/generator"
 
 
@@ -125,12 +129,20 @@ class GeneratorInfo:
     split: int
     classes: list[int]
     class_names: list[str]
+    quality: dict | None = None
+    """The guard's scores of this generator (best checkpoints): seed, score, per-class figures."""
 
 
-def save_generator(split_dir: Path, generator: Generator, info: GeneratorInfo) -> Path:
+def info_path_of(weights_path: Path) -> Path:
+    """generator.safetensors -> generator.json; generator.best.safetensors -> generator.best.json."""
+    return Path(weights_path).with_suffix(".json")
+
+
+def save_generator(split_dir: Path, generator: Generator, info: GeneratorInfo,
+                   file_name: str = GENERATOR_WEIGHTS) -> Path:  # fmt: skip
     split_dir.mkdir(parents=True, exist_ok=True)
     weights = {name: t.detach().cpu().contiguous() for name, t in generator.state_dict().items()}
-    weights_path = split_dir / GENERATOR_WEIGHTS
+    weights_path = split_dir / file_name
     atomic_write(weights_path, lambda tmp: save_file(weights, tmp, metadata={"step": str(info.step)}))
     document = {
         "format": FORMAT,
@@ -141,7 +153,9 @@ def save_generator(split_dir: Path, generator: Generator, info: GeneratorInfo) -
         "classes": info.classes,
         "class_names": info.class_names,
     }
-    info_path = split_dir / GENERATOR_INFO
+    if info.quality is not None:
+        document["quality"] = info.quality
+    info_path = info_path_of(weights_path)
     atomic_write(info_path, lambda tmp: Path(tmp).write_text(json.dumps(document, indent=2) + "\n"))
     return weights_path
 
@@ -149,7 +163,7 @@ def save_generator(split_dir: Path, generator: Generator, info: GeneratorInfo) -
 def load_generator(weights_path: Path, device: str = "cpu") -> tuple[Generator, GeneratorInfo]:
     """Rebuild a generator from its safetensors file and the JSON beside it, in eval mode."""
     weights_path = Path(weights_path)
-    info_path = weights_path.with_name(GENERATOR_INFO)
+    info_path = info_path_of(weights_path)
     try:
         document = json.loads(info_path.read_text())
         if document.get("format") != FORMAT:
@@ -174,5 +188,14 @@ def load_generator(weights_path: Path, device: str = "cpu") -> tuple[Generator, 
         split=int(document["split"]),
         classes=list(document["classes"]),
         class_names=list(document["class_names"]),
+        quality=document.get("quality"),
     )
     return generator, info
+
+
+def read_generator_info(weights_path: Path) -> dict | None:
+    """The JSON beside a generator's weights, or None when there is none (or it is unreadable)."""
+    try:
+        return json.loads(info_path_of(weights_path).read_text())
+    except (OSError, ValueError):
+        return None

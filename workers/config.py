@@ -185,6 +185,12 @@ class TrainJob:
     history_every: int = 0
     """Steps per row of the loss history; 0: about 200 rows over the whole run."""
     report_every_seconds: float = 1.0
+    guard: bool = True
+    """Score the generator at every checkpoint with the split's real-data classifier, keep
+    the best one (generator.best.safetensors), and report the classes it fails on."""
+    guard_seed: int | None = None
+    """Seed of the guard's classifier and fixed noise; None: the split id. The same for every
+    seed a split is retried with, so that their scores compare."""
 
     @property
     def history_interval(self) -> int:
@@ -206,3 +212,9 @@ class TrainResult:
     device: str
     resumed_from_step: int
     skipped_images: int
+    quality: float | None = None
+    """The guard's score of the best generator (None with the guard off)."""
+    best_path: str | None = None
+    best_step: int | None = None
+    flags: list = field(default_factory=list)
+    """The best generator's failing classes: {label, verdict, accuracy, diversity} each."""

@@ -25,9 +25,11 @@ from workers.checkpoints import (
     save_generator,
     save_training_state,
 )
-from manifests.history import METRICS, write_history  # measured every step, on the device
+from manifests.history import GUARD_METRICS, HISTORY_NAME, METRICS, ROW_WIDTH, padded_rows, write_history
 from workers.config import GANConfig, TrainJob, TrainResult
 from workers.datasets import load_split_images
+from workers.guard import QualityGuard
+from workers.quality import quality_score
 from workers.step import GAN, draw_batch, train_step
 
 Report = Callable[[dict], None]
@@ -97,11 +99,11 @@ def train_split(job: TrainJob, report: Report | None = None, device: torch.devic
     gan = GAN.build(config, device)
     rng = torch.Generator().manual_seed(job.seed)  # batches, noise and fake labels
     step, past_seconds = 0, 0.0
-    history: list[list[float]] = []  # [step, *METRICS, train_seconds] per row
+    history: list[list[float]] = []  # ROW_WIDTH values per row (manifests/history.py)
     report_window, history_window = _Window(device), _Window(device)
 
     loaded = load_training_state(split_dir)
-    warning = None
+    warning, new_seed = None, False
     if loaded is not None:
         state, warning = loaded.state, loaded.warning
         if loaded.path.name == PREVIOUS_STATE_NAME and (split_dir / STATE_NAME).exists():
@@ -110,6 +112,14 @@ def train_split(job: TrainJob, report: Report | None = None, device: torch.devic
             os.replace(split_dir / STATE_NAME, split_dir / BAD_STATE_NAME)
         if GANConfig.from_dict(state["config"]) != config:
             raise CheckpointError(f"{split_dir} holds a checkpoint of another model config; use a new --run")
+        if int(state.get("seed", job.seed)) != job.seed:
+            # A quality retry: this seed starts from scratch. The rejected seed's training
+            # state goes; its history stays for inspection, and its best generator stays
+            # the split's best until this seed beats it.
+            _set_aside(split_dir, int(state["seed"]))
+            loaded, warning, new_seed = None, None, True
+    if loaded is not None:
+        state = loaded.state
         gan.generator.load_state_dict(state["generator"])
         gan.discriminator.load_state_dict(state["discriminator"])
         gan.opt_g.load_state_dict(state["opt_g"])
@@ -122,16 +132,17 @@ def train_split(job: TrainJob, report: Report | None = None, device: torch.devic
             torch.cuda.set_rng_state(state["cuda_rng"], device)
         step, past_seconds = int(state["step"]), float(state["train_seconds"])
         if "history" in state:  # checkpoints from before the history have none
-            history = state["history"].tolist()
+            history = padded_rows(state["history"].tolist())
             history_window.load(state["history_window"])
     resumed_from = step
 
     # Reported before the data loads, so that an attempt that fails there still counts.
     report({"event": "started", "step": step, "resumed_from": step, "device": device_label, "pid": os.getpid(),
-            "warning": warning})
+            "warning": warning, "new_seed": new_seed})
     data = load_split_images(job.data, job.classes, config.image_size, cache_dir=split_dir)
     images = data.images.to(device)  # uint8 stays compact; each batch is scaled on the fly
     labels = data.labels.to(device)
+    guard = QualityGuard(job, config, data.images, data.labels, device) if job.guard else None
 
     def elapsed() -> float:
         return past_seconds + time.monotonic() - task_start
@@ -140,6 +151,7 @@ def train_split(job: TrainJob, report: Report | None = None, device: torch.devic
         snapshot = {
             "config": config.to_dict(),
             "step": step,
+            "seed": job.seed,
             "train_seconds": elapsed(),
             "generator": gan.generator.state_dict(),
             "discriminator": gan.discriminator.state_dict(),
@@ -147,7 +159,7 @@ def train_split(job: TrainJob, report: Report | None = None, device: torch.devic
             "opt_d": gan.opt_d.state_dict(),
             "rng": rng.get_state(),
             "torch_rng": torch.get_rng_state(),
-            "history": torch.tensor(history, dtype=torch.float64).reshape(-1, len(METRICS) + 2),
+            "history": torch.tensor(history, dtype=torch.float64).reshape(-1, ROW_WIDTH),
             "history_window": history_window.state(),
         }
         if device.type == "cuda":
@@ -171,10 +183,17 @@ def train_split(job: TrainJob, report: Report | None = None, device: torch.devic
         step += 1
         report_window.add(measured)
         history_window.add(measured)
-        if step % job.history_interval == 0 or step == job.steps:
-            history.append([step, *history_window.take(), elapsed()])
-        now = time.monotonic()
         due_checkpoint = step % job.checkpoint_every == 0 or step == job.steps
+        guarded = [math.nan] * len(GUARD_METRICS)
+        if guard is not None and due_checkpoint:
+            # Before the checkpoint: a kill between the two redoes this check from the
+            # previous checkpoint with the same result, so the best file stays exact.
+            scores = guard.check(gan.sampler())
+            guard.keep_if_best(gan.sampler(), scores, step)
+            guarded = [sum(a for a, _ in scores) / len(scores), min(d for _, d in scores), quality_score(scores)]
+        if step % job.history_interval == 0 or step == job.steps or guard is not None and due_checkpoint:
+            history.append([step, *history_window.take(), elapsed(), *guarded])
+        now = time.monotonic()
         if now - last_report >= job.report_every_seconds or due_checkpoint:
             means = report_window.take()
             if means is not None:
@@ -189,6 +208,8 @@ def train_split(job: TrainJob, report: Report | None = None, device: torch.devic
             if due_checkpoint:
                 generator_path = checkpoint()
                 event.update(checkpoint=generator_path, checkpoint_step=step)
+                if guard is not None:
+                    event.update(quality=guard.best_score, best_checkpoint=guard.best_path, best_step=guard.best_step)
             report(event)
             last_report = now
 
@@ -201,4 +222,14 @@ def train_split(job: TrainJob, report: Report | None = None, device: torch.devic
         resumed_from_step=resumed_from,
         skipped_images=data.skipped,
         **last,
+        **({} if guard is None else {"quality": guard.best_score, "best_path": guard.best_path,
+                                     "best_step": guard.best_step, "flags": guard.flags()}),  # fmt: skip
     )
+
+
+def _set_aside(split_dir: Path, old_seed: int) -> None:
+    for name in (STATE_NAME, PREVIOUS_STATE_NAME):
+        (split_dir / name).unlink(missing_ok=True)
+    history = split_dir / HISTORY_NAME
+    if history.exists():
+        os.replace(history, split_dir / f"history.seed-{old_seed}.parquet")

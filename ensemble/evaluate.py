@@ -1,0 +1,130 @@
+"""`ensemble evaluate`: score every class of every finished split with the paper's measures
+(workers/evaluation.py), write RUN/evaluation.parquet, and say which classes fail.
+
+Runs in this process, one split at a time, on the GPU when there is one: each split's
+generator and real-data classifier are small next to the cost of loading its images.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from ensemble.errors import EnsembleError
+from ensemble.run_spec import RunSpec
+from ensemble.sampler import generator_path
+from manifests.evaluation import read_evaluation, write_evaluation
+from manifests.run_dir import RunDir
+from manifests.schema import SplitRecord, Status
+
+DEFAULT_SAMPLES = 100
+MAX_SAMPLES = 5000
+
+Progress = Callable[[int, int, SplitRecord], None]
+"""progress(splits done, splits in all, the split just done)."""
+
+
+@dataclass(frozen=True)
+class EvaluationReport:
+    rows: list[dict]
+    path: Path
+    seconds: float
+    splits: int
+
+    @property
+    def counts(self) -> dict[str, int]:
+        from workers.quality import VERDICTS
+
+        return {v: sum(row["verdict"] == v for row in self.rows) for v in VERDICTS}
+
+    def flagged(self) -> list[dict]:
+        return [row for row in self.rows if row["verdict"] != "ok"]
+
+
+def _chosen(records: list[SplitRecord], only: tuple[int, ...] | None, checkpoint: str, run: RunDir) -> list[SplitRecord]:
+    if only is not None:
+        known = {r.split for r in records}
+        unknown = sorted(set(only) - known)
+        if unknown:
+            raise EnsembleError(f"--only names split(s) {unknown[:5]} but this run has splits 0-{len(records) - 1}")
+        records = [r for r in records if r.split in set(only)]
+        unready = [r.split for r in records if r.status not in Status.FINISHED]
+        if unready:
+            raise EnsembleError(
+                f"split(s) {unready[:5]} have not finished training; run `ensemble launch --run {run.root}` first"
+            )
+    chosen = [r for r in records if r.status in Status.FINISHED and generator_path(r, checkpoint)[0]]
+    if not chosen:
+        raise EnsembleError(
+            f"no split of {run.root} has finished training; run `ensemble launch --run {run.root}`, then evaluate"
+        )
+    return chosen
+
+
+def evaluate_run(run_dir: str | Path, only: tuple[int, ...] | None = None, samples: int = DEFAULT_SAMPLES,
+                 checkpoint: str = "best", classifier_weights: str | None = None,
+                 progress: Progress | None = None) -> EvaluationReport:  # fmt: skip
+    """Evaluate the finished splits (or those in `only`); nothing in the run changes on a bad input."""
+    start = time.monotonic()
+    if not 2 <= samples <= MAX_SAMPLES:
+        raise EnsembleError(f"--samples must be between 2 and {MAX_SAMPLES}, got {samples}")
+    run = RunDir(run_dir)
+    records = run.read_manifest()
+    spec = RunSpec.from_dict(run.read_spec())
+    chosen = _chosen(records, only, checkpoint, run)
+    if classifier_weights is not None and spec.num_classes != 1000:
+        raise EnsembleError(
+            f"--classifier-weights scores the 1000 ImageNet labels, but this run has {spec.num_classes} classes; "
+            f"leave it out"
+        )
+
+    # torch is imported only now, after every check that can fail cheaply.
+    import torch
+
+    from workers.checkpoints import load_generator
+    from workers.datasets import load_split_images
+    from workers.evaluation import ImageNetClassifierError, evaluate_classes, imagenet_accuracy, load_imagenet_classifier, verdict
+    from workers.guard import classifier_steps
+    from workers.quality import load_or_train_yardstick
+    from workers.sampling import generate
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    imagenet = None
+    if classifier_weights is not None:
+        try:
+            imagenet = load_imagenet_classifier(classifier_weights, device)
+        except ImageNetClassifierError as exc:
+            raise EnsembleError(str(exc)) from None
+
+    measured = []
+    for done, record in enumerate(chosen, start=1):
+        path, kind = generator_path(record, checkpoint)
+        generator, info = load_generator(run.root / path, device=str(device))
+        data = load_split_images(spec.data, record.classes, info.config.image_size, cache_dir=run.split_dir(record.split))
+        yardstick = load_or_train_yardstick(run.split_dir(record.split), data.images, data.labels, len(record.classes),
+                                            record.split, device, classifier_steps(spec.steps))  # fmt: skip
+        fakes = [generate(generator, k, samples, seed=k) for k in range(len(record.classes))]
+        classes, fid, kid = evaluate_classes(yardstick, data.images, data.labels, fakes, seed=record.split)
+        for row in classes:
+            if imagenet is not None:
+                row.imagenet_accuracy = imagenet_accuracy(*imagenet, fakes[row.local_label], record.classes[row.local_label])
+            measured.append((record, kind, info.step, row, fid, kid))
+        if progress is not None:
+            progress(done, len(chosen), record)
+
+    # The paper's ceiling: the highest mean MS-SSIM of any real class of the run, those
+    # evaluated before (evaluation.parquet) included, so that --only gives the same verdicts.
+    now = {record.split for record, *_ in measured}
+    known = [row.real_ms_ssim for *_, row, _, _ in measured if row.real_ms_ssim is not None]
+    known += [r["real_ms_ssim"] for r in read_evaluation(run.root) if r["split"] not in now and r["real_ms_ssim"] is not None]
+    ceiling = max(known) if known else None
+    rows = [{
+        "label": record.classes[row.local_label], "name": record.class_names[row.local_label], "split": record.split,
+        "checkpoint": kind, "checkpoint_step": step, "samples": samples, "accuracy": row.accuracy,
+        "real_accuracy": row.real_accuracy, "ms_ssim": row.ms_ssim, "real_ms_ssim": row.real_ms_ssim,
+        "diversity": row.diversity, "fid": row.fid, "split_fid": fid, "split_kid": kid, "novelty": row.novelty,
+        "imagenet_accuracy": row.imagenet_accuracy, "verdict": verdict(row, ceiling),
+    } for record, kind, step, row, fid, kid in measured]  # fmt: skip
+    written = write_evaluation(run.root, rows)
+    return EvaluationReport(rows, written, time.monotonic() - start, len(chosen))

@@ -1,0 +1,90 @@
+"""The quality guard of a training split: at every checkpoint, a fixed batch of noise per
+class goes through the generator and the split's real-data classifier scores the images
+(workers/quality.py). The best generator by that score is kept beside the latest, as
+generator.best.safetensors, and its failing classes are what the split reports at the end.
+
+The noise and the classifier depend on the split alone (not on the seed a quality retry
+trains with), so scores compare across retries: the best file is the best of all of them.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from workers.checkpoints import BEST_GENERATOR_WEIGHTS, GeneratorInfo, read_generator_info, save_generator
+from workers.config import GANConfig, TrainJob
+from workers.quality import GUARD_SAMPLES, OK, guard_verdict, load_or_train_yardstick, quality_score
+
+CLASSIFIER_STEPS_PER_GAN_STEP = 1 / 8
+"""The classifier trains for 1/8 as many steps as the GAN, between 50 and 1000: about 3% of
+a split's training time (bench/README.md, "Quality guard")."""
+
+
+def classifier_steps(gan_steps: int) -> int:
+    return min(1000, max(50, round(gan_steps * CLASSIFIER_STEPS_PER_GAN_STEP)))
+
+
+class QualityGuard:
+    def __init__(self, job: TrainJob, config: GANConfig, images: torch.Tensor, labels: torch.Tensor,
+                 device: torch.device):  # fmt: skip
+        self.job, self.config = job, config
+        self.split_dir = Path(job.split_dir)
+        seed = job.split if job.guard_seed is None else job.guard_seed
+        self.yardstick = load_or_train_yardstick(self.split_dir, images.cpu(), labels.cpu(), config.num_classes, seed,
+                                                 device, classifier_steps(job.steps))  # fmt: skip
+        rng = torch.Generator().manual_seed(seed + 1)
+        self.noise = torch.randn(config.num_classes * GUARD_SAMPLES, config.z_dim, generator=rng).to(device)
+        self.labels = torch.arange(config.num_classes).repeat_interleave(GUARD_SAMPLES).to(device)
+        self.best = read_generator_info(self.split_dir / BEST_GENERATOR_WEIGHTS) if self._has_best() else None
+
+    def _has_best(self) -> bool:
+        return (self.split_dir / BEST_GENERATOR_WEIGHTS).is_file()
+
+    @property
+    def best_score(self) -> float | None:
+        return self.best["quality"]["score"] if self.best and "quality" in self.best else None
+
+    @torch.no_grad()
+    def check(self, generator: torch.nn.Module) -> list[tuple[float, float]]:
+        """(accuracy, diversity) per local class of the generator's images of the fixed noise,
+        made in eval mode as sampling makes them."""
+        was_training = generator.training
+        generator.eval()
+        fakes = generator(self.noise, self.labels).float()
+        generator.train(was_training)
+        return [self.yardstick.score(fakes[k * GUARD_SAMPLES : (k + 1) * GUARD_SAMPLES], k)
+                for k in range(self.config.num_classes)]  # fmt: skip
+
+    def keep_if_best(self, generator: torch.nn.Module, scores: list[tuple[float, float]], step: int) -> bool:
+        """Write the generator as the split's best when it beats the best so far."""
+        score = quality_score(scores)
+        if self.best_score is not None and score <= self.best_score:
+            return False
+        classes = []
+        for k, (accuracy, diversity) in enumerate(scores):
+            real_accuracy = self.yardstick.real_accuracy[k]
+            classes.append({"label": self.job.classes[k], "accuracy": accuracy, "diversity": diversity,
+                            "real_accuracy": real_accuracy,
+                            "verdict": guard_verdict(accuracy, real_accuracy, diversity)})  # fmt: skip
+        quality = {"score": score, "seed": self.job.seed, "step": step, "samples_per_class": GUARD_SAMPLES,
+                   "classes": classes}  # fmt: skip
+        info = GeneratorInfo(config=self.config, step=step, split=self.job.split, classes=list(self.job.classes),
+                             class_names=list(self.job.class_names), quality=quality)  # fmt: skip
+        save_generator(self.split_dir, generator, info, BEST_GENERATOR_WEIGHTS)
+        self.best = {"step": step, "quality": quality}
+        return True
+
+    @property
+    def best_path(self) -> str | None:
+        return str(self.split_dir / BEST_GENERATOR_WEIGHTS) if self.best else None
+
+    @property
+    def best_step(self) -> int | None:
+        return int(self.best["step"]) if self.best else None
+
+    def flags(self) -> list[dict]:
+        """The best generator's classes that are not ok."""
+        if not self.best or "quality" not in self.best:
+            return []
+        return [c for c in self.best["quality"]["classes"] if c["verdict"] != OK]
