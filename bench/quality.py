@@ -105,7 +105,7 @@ def main() -> None:
     rows = []
     for label in labels:
         route = router.resolve(label)
-        generator, info = load_generator(Path(args.run) / route.record.checkpoint)
+        generator, info = load_generator(Path(args.run) / (route.record.best_checkpoint or route.record.checkpoint))
         fake = generate(generator, route.local_label, args.n, seed=12345)
         real = render_class(label, args.n, first_index=HELD_OUT_INDEX)
         rows.append({"label": label, "name": route.class_name, "split": route.record.split, "step": info.step,

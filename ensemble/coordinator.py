@@ -35,6 +35,7 @@ from manifests.launch_lock import LaunchLock, LaunchLockedError, live_launch, re
 from manifests.run_dir import RunDir
 from manifests.schema import SplitRecord, Status, count_by_status, utc_now
 from workers.config import TrainJob
+from workers.verdicts import describe_flags
 from workers.datasets import BUILTIN, open_dataset
 from workers.datasets.builtin import IMAGE_SIZE as BUILTIN_IMAGE_SIZE
 
@@ -185,8 +186,6 @@ def _apply_progress(record: SplitRecord, drained: Drained, run: RunDir) -> None:
 
 
 def _apply_result(record: SplitRecord, result, run: RunDir) -> None:
-    from workers.quality import describe_flags
-
     now = utc_now()
     record.status = Status.FLAGGED if result.flags else Status.SUCCEEDED
     record.flagged = describe_flags(result.flags) or None

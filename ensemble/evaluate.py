@@ -17,6 +17,7 @@ from ensemble.sampler import generator_path
 from manifests.evaluation import read_evaluation, write_evaluation
 from manifests.run_dir import RunDir
 from manifests.schema import SplitRecord, Status
+from workers.verdicts import OK, VERDICTS
 
 DEFAULT_SAMPLES = 100
 MAX_SAMPLES = 5000
@@ -34,12 +35,10 @@ class EvaluationReport:
 
     @property
     def counts(self) -> dict[str, int]:
-        from workers.quality import VERDICTS
-
         return {v: sum(row["verdict"] == v for row in self.rows) for v in VERDICTS}
 
     def flagged(self) -> list[dict]:
-        return [row for row in self.rows if row["verdict"] != "ok"]
+        return [row for row in self.rows if row["verdict"] != OK]
 
 
 def _chosen(records: list[SplitRecord], only: tuple[int, ...] | None, checkpoint: str, run: RunDir) -> list[SplitRecord]:

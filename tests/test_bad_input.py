@@ -92,6 +92,28 @@ CASES = [
     Case("--out inside a file", ["sample", "--label", "417", "--run", "{run}", "--out", "{clutter}/thesis.tex/s.png"],
          ["is a file, not a folder"]),
     Case("--out not writable", ["sample", "--label", "417", "--run", "{run}", "--out", "/proc/s.png"], ["cannot write to"]),
+    Case("launch --quality-retries negative", ["launch", "--run", "{run}", "--quality-retries", "-1"],
+         ["--quality-retries must be 0 or more"]),
+    Case("relaunch turning the guard off", ["launch", "--run", "{run}", "--no-guard"], ["was launched with --guard"]),
+    Case("sample --checkpoint unknown", ["sample", "--label", "417", "--run", "{run}", "--checkpoint", "first"],
+         ["'first' is not one of 'best', 'latest'", "ensemble sample --help"]),
+    # -- evaluate ------------------------------------------------------------------------
+    Case("evaluate of a missing run", ["evaluate", "--run", "{tmp}/nowhere"], ["does not exist"]),
+    Case("evaluate --samples 0", ["evaluate", "--run", "{run}", "--samples", "0"], ["--samples must be between 2 and"]),
+    Case("evaluate --samples absurd", ["evaluate", "--run", "{run}", "--samples", "10000000"],
+         ["--samples must be between 2 and"]),
+    Case("evaluate an unknown split", ["evaluate", "--run", "{run}", "--only", "500"], ["--only names split(s) [500]"]),
+    Case("evaluate a split still training", ["evaluate", "--run", "{run}", "--only", "41,42"],
+         ["split(s) [42] have not finished training", "ensemble launch"]),
+    Case("evaluate a run with no finished split", ["evaluate", "--run", "{run}"],
+         ["has finished training", "then evaluate"], setup="unfinish_run"),
+    Case("evaluate --classifier-weights missing", ["evaluate", "--run", "{run}", "--classifier-weights", "{tmp}/none.pth"],
+         ["--classifier-weights", "no such file"]),
+    Case("evaluate --classifier-weights unreadable",
+         ["evaluate", "--run", "{run}", "--classifier-weights", "{clutter}/thesis.tex"], ["--classifier-weights", "is unreadable"]),
+    Case("evaluate --classifier-weights of another network",
+         ["evaluate", "--run", "{run}", "--classifier-weights", "{tmp}/tiny.pth"],
+         ["neither a torchvision Inception-v3 nor a ResNet-50"], setup="tiny_state_dict"),
     # -- data folders --------------------------------------------------------------------
     Case("--data missing", ["launch", "--data", "{tmp}/no-such-folder", "--run", "{tmp}/new"], ["does not exist"]),
     Case("--data empty", ["launch", "--data", "{empty}", "--run", "{tmp}/new"], ["no class subfolders"]),
@@ -107,7 +129,7 @@ CASES = [
     # -- the manifest and run spec -------------------------------------------------------
     Case("manifest truncated (status)", ["status", "--run", "{run}"], ["manifest", "is unreadable"], setup="truncate_manifest"),
     Case("manifest truncated (launch)", ["launch", "--run", "{run}"], ["manifest", "is unreadable"], setup="truncate_manifest"),
-    Case("manifest of another schema", ["status", "--run", "{run}"], ["has schema version", "reads versions 1-3"],
+    Case("manifest of another schema", ["status", "--run", "{run}"], ["has schema version", "reads versions 1-4"],
          setup="foreign_manifest"),
     Case("run.json corrupt", ["launch", "--run", "{run}"], ["run.json is not valid JSON"], setup="corrupt_spec"),
     Case("run.json missing", ["launch", "--run", "{run}"], ["run.json is missing"], setup="remove_spec"),
@@ -199,6 +221,17 @@ def loose_images(places):
     (places["tmp"] / "loose").mkdir()
     for i in range(3):
         Image.new("RGB", (4, 4)).save(places["tmp"] / "loose" / f"{i}.png")
+
+
+def unfinish_run(places):
+    run = RunDir(places["run"])
+    records = run.read_manifest()
+    records[41].status = Status.INTERRUPTED
+    run.write_manifest(records)
+
+
+def tiny_state_dict(places):
+    torch.save({"weight": torch.zeros(2, 2)}, places["tmp"] / "tiny.pth")
 
 
 def swap_generator(places):

@@ -37,13 +37,13 @@ def test_launch_status_and_sample_on_builtin_data(tmp_path):
     assert json.loads((run / "run.json").read_text())["splits"] == 100
 
     status = json.loads(invoke("status", "--run", run, "--json").output)
-    assert status["counts"] == {"pending": 98, "running": 0, "succeeded": 2, "failed": 0, "interrupted": 0}
+    assert status["counts"] == {"pending": 98, "running": 0, "succeeded": 2, "flagged": 0, "failed": 0, "interrupted": 0}
     assert status["launch"] is None
     assert status["splits"][41]["status"] == "succeeded" and status["splits"][41]["step"] == 12
 
     sample = invoke("sample", "--label", "417", "--run", run, "--n", "9", "--out", tmp_path / "grid.png")
     assert sample.exit_code == 0, sample.output
-    assert re.search(r"label 417 \(violet bar on maroon window\) -> split 41, local class 7, checkpoint step 12",
+    assert re.search(r"label 417 \(violet bar on maroon window\) -> split 41, local class 7, latest checkpoint, step 12",
                      sample.output)  # fmt: skip
     with Image.open(tmp_path / "grid.png") as grid:
         assert grid.size == (3 * 34 + 2, 3 * 34 + 2) and grid.mode == "RGB"
@@ -159,7 +159,8 @@ def test_a_paper_preset_on_mnist_from_a_torchvision_root(tmp_path):
     assert spec["preset"] == "cifar-32" and spec["gan"]["d_spectral_norm"] is True
     assert spec["gan"]["g_widths"] == [384, 192, 96] and spec["gan"]["num_classes"] == 5
     rows = rows_of(run)
-    assert rows[1].class_names[2] == "7 - seven" and all(r.status == Status.SUCCEEDED for r in rows.values())
+    # Trained to the end; after 3 steps the quality guard flags them, which is right.
+    assert rows[1].class_names[2] == "7 - seven" and all(r.status in Status.FINISHED for r in rows.values())
     for split in (0, 1):
         split_dir = run / "splits" / f"{split:03d}"
         assert [r["step"] for r in read_history(split_dir)] == [1, 2, 3]

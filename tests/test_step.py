@@ -66,3 +66,12 @@ def test_steps_on_cuda_with_fused_adam(precision):
     metrics = torch.stack([train_step(gan, draw_batch(images, labels, 16, config.z_dim, 10, rng)) for _ in range(3)])
     assert metrics.device.type == "cuda" and torch.isfinite(metrics).all()
     assert all(p.device.type == "cuda" and p.dtype == torch.float32 for p in gan.generator.parameters())
+
+
+def test_auto_precision_is_bf16_exactly_where_the_device_computes_it_natively():
+    from workers.step import uses_bf16
+
+    assert uses_bf16("bf16", CPU) and not uses_bf16("fp32", CPU)
+    assert uses_bf16("auto", CPU) == torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    assert GAN.build(get_preset("cpu-32").gan, CPU).bf16 == uses_bf16("auto", CPU)
+    assert not GAN.build(get_preset("cifar-32").gan, CPU).bf16  # the paper presets stay fp32

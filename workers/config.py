@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, field
 
 LOSSES = ("bce", "hinge")
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "bf16", "auto")
 _TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "text", tuple: "a list"}
 AUGMENTATIONS = ("color", "translation", "cutout")
 
@@ -78,7 +78,9 @@ class GANConfig:
     beta2: float = 0.999
     precision: str = "fp32"
     """`fp32`, or `bf16`: the training step's forward passes run under bfloat16 autocast
-    (weights, optimiser state and losses stay fp32). bench/train_step.py measures the gain."""
+    (weights, optimiser state and losses stay fp32), or `auto`: bf16 where the device computes
+    it natively (a CUDA GPU with bf16, a CPU with AVX512-BF16 or AMX), else fp32.
+    bench/train_step.py measures the gain."""
 
     def __post_init__(self) -> None:
         self._check_types()

@@ -17,12 +17,13 @@ from workers.config import GANConfig, TrainJob
 from workers.quality import GUARD_SAMPLES, OK, guard_verdict, load_or_train_yardstick, quality_score
 
 CLASSIFIER_STEPS_PER_GAN_STEP = 1 / 8
-"""The classifier trains for 1/8 as many steps as the GAN, between 50 and 1000: about 3% of
-a split's training time (bench/README.md, "Quality guard")."""
+"""The classifier trains for 1/8 as many steps as the GAN, between 100 and 1000 (each about
+a fifth of a cpu-32 GAN step). Fewer than 100 left it unsure of GAN samples that real-data
+classifiers recognise (bench/README.md, "Quality guard")."""
 
 
 def classifier_steps(gan_steps: int) -> int:
-    return min(1000, max(50, round(gan_steps * CLASSIFIER_STEPS_PER_GAN_STEP)))
+    return min(1000, max(100, round(gan_steps * CLASSIFIER_STEPS_PER_GAN_STEP)))
 
 
 class QualityGuard:

@@ -20,13 +20,14 @@ GAN's is untouched and resume stays exact), and kept beside the checkpoints.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from workers.verdicts import COLLAPSED, LOW_ACCURACY, MEMORISED, OK, VERDICTS  # noqa: F401 (re-exported)
 
 CLASSIFIER_WEIGHTS = "classifier.safetensors"
 CLASSIFIER_FORMAT = "acgan-ensemble/classifier"
@@ -40,13 +41,11 @@ SPREAD_IMAGES = 64
 GUARD_SAMPLES = 32
 """Generated images per class at each guard check."""
 
-DIVERSITY_FLOOR = 0.4
+DIVERSITY_FLOOR = 0.3
 ACCURACY_FLOOR = 0.5
 """Relative to the held-out real images' accuracy: a classifier that recognises 80% of real
 images flags a class whose samples it recognises less than 40% of the time."""
 
-OK, COLLAPSED, LOW_ACCURACY, MEMORISED = "ok", "collapsed", "low-accuracy", "memorised"
-VERDICTS = (OK, COLLAPSED, LOW_ACCURACY, MEMORISED)
 
 
 class SplitClassifier(nn.Module):
@@ -231,16 +230,3 @@ def load_or_train_yardstick(split_dir: Path, images: torch.Tensor, labels: torch
         atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
     measured = _measure_real(model, images, labels, held_out, num_classes, device)
     return Yardstick(model, held_out, *measured)
-
-
-def describe_flags(flags: list[dict]) -> str:
-    """`417 collapsed (diversity 0.12); 418 low-accuracy (accuracy 0.31)` for the manifest."""
-    parts = []
-    for flag in flags:
-        figure = f"diversity {flag['diversity']:.2f}" if flag["verdict"] == COLLAPSED else f"accuracy {flag['accuracy']:.2f}"
-        parts.append(f"{flag['label']} {flag['verdict']} ({figure})")
-    return "; ".join(parts)
-
-
-def to_json(value) -> str:
-    return json.dumps(value, separators=(",", ":"))

@@ -41,6 +41,8 @@ class GAN:
     opt_g: torch.optim.Adam
     opt_d: torch.optim.Adam
     averaged: WeightAverage | None
+    bf16: bool = False
+    """Forward passes under bfloat16 autocast (config.precision, resolved for the device)."""
 
     @classmethod
     def build(cls, config: GANConfig, device: torch.device) -> GAN:
@@ -55,12 +57,22 @@ class GAN:
         return cls(
             config, generator, discriminator,
             torch.optim.Adam(generator.parameters(), **adam), torch.optim.Adam(discriminator.parameters(), **adam),
-            WeightAverage(generator, config.g_ema) if config.g_ema else None,
+            WeightAverage(generator, config.g_ema) if config.g_ema else None, uses_bf16(config.precision, device),
         )  # fmt: skip
 
     def sampler(self) -> torch.nn.Module:
         """The generator to sample from: the weight average when there is one."""
         return self.averaged.model if self.averaged is not None else self.generator
+
+
+def uses_bf16(precision: str, device: torch.device) -> bool:
+    """`bf16`: yes; `fp32`: no; `auto`: where the device computes bf16 natively (a CUDA GPU
+    with bf16, a CPU with AVX512-BF16 or AMX); emulated bf16 is slower than fp32."""
+    if precision != "auto":
+        return precision == "bf16"
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
 
 @dataclass(frozen=True)
@@ -94,7 +106,7 @@ def train_step(gan: GAN, batch: Batch) -> torch.Tensor:
     augment = (lambda x: diff_augment(x, config.diff_augment)) if config.diff_augment else (lambda x: x)
     b, real, real_labels, fake_labels = len(batch.real), batch.real, batch.real_labels, batch.fake_labels
     # Forward passes only: backward runs each op in the dtype its forward used.
-    autocast = lambda: torch.autocast(real.device.type, torch.bfloat16, enabled=config.precision == "bf16")  # noqa: E731
+    autocast = lambda: torch.autocast(real.device.type, torch.bfloat16, enabled=gan.bf16)  # noqa: E731
 
     with autocast():
         fake = gan.generator(batch.noise, fake_labels)
