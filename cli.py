@@ -100,7 +100,8 @@ def main() -> None:
 @click.option("--set", "overrides", multiple=True, metavar="FIELD=VALUE",
               help="Change one model field of the preset, e.g. --set loss=hinge --set g_ema=0.999 "
               "(fields: docs/models.md). Repeatable.")
-@click.option("--steps", type=int, help="Training steps per split. [default: the preset's: 450 for cpu-32, 50000 for the others]")
+@click.option("--steps", type=int, help="Training steps per split. [default: the preset's: 450 for cpu-32, 50000 for the "
+              "others; 4000 for --data other than builtin when --preset is left out]")
 @click.option("--batch-size", type=int, help="Images per step. [default: the preset's: 32 for cpu-32, 100 for the others]")
 @click.option("--seed", type=int, help="Run seed; each split derives its own. [default: 0]")
 @click.option("--checkpoint-every", type=int, help="Steps between checkpoints. [default: the preset's: 200 for cpu-32, 1000 for the others]")

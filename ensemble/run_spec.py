@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from ensemble.errors import EnsembleError
 from workers.config import GANConfig
 from workers.datasets import normalise_spec
-from workers.presets import DEFAULT_PRESET, get_preset
+from workers.presets import DEFAULT_PRESET, REAL_IMAGES, get_preset
 
 DEFAULT_SPLITS = 100
 DEFAULT_DATA = "builtin"
@@ -84,16 +84,22 @@ def check_positive(name: str, value: int | None) -> None:
 def new_spec(*, data: str | None, splits: int | None, num_classes: int, steps: int | None,
              batch_size: int | None, seed: int | None, checkpoint_every: int | None,
              preset: str | None = None, overrides: dict | None = None, guard: bool | None = None) -> RunSpec:  # fmt: skip
-    """A new run's spec; options left out take the preset's recipe (steps, batch size)."""
+    """A new run's spec; options left out take the preset's recipe (steps, batch size). Real
+    images (any --data but builtin) with no --preset take REAL_IMAGES's recipe."""
+    data = normalise_spec(data or DEFAULT_DATA)
+    default_steps = None
+    if preset is None and data != DEFAULT_DATA:
+        preset, default_steps = REAL_IMAGES.preset, REAL_IMAGES.steps
+        overrides = {**REAL_IMAGES.overrides, **(overrides or {})}
     preset_name = preset or DEFAULT_PRESET
     splits = splits or DEFAULT_SPLITS
     gan = model_config(preset_name, overrides or {}, max(1, num_classes // splits))  # classes per model
     recipe = get_preset(preset_name)
     return RunSpec(
-        data=normalise_spec(data or DEFAULT_DATA),
+        data=data,
         splits=splits,
         num_classes=num_classes,
-        steps=steps or recipe.steps,
+        steps=steps or default_steps or recipe.steps,
         batch_size=batch_size or recipe.batch_size,
         seed=DEFAULT_SEED if seed is None else seed,
         checkpoint_every=checkpoint_every or recipe.checkpoint_every,

@@ -10,7 +10,7 @@ from ensemble.errors import EnsembleError
 from tests.helpers import assert_one_line_error, invoke, planned_run
 
 
-@pytest.mark.parametrize("command", [[], ["launch"], ["status"], ["sample"]])
+@pytest.mark.parametrize("command", [[], ["launch"], ["status"], ["sample"], ["evaluate"]])
 def test_help_for_every_command(command):
     result = invoke(*command, "--help")
     assert result.exit_code == 0
@@ -20,13 +20,22 @@ def test_help_for_every_command(command):
 
 
 def test_help_and_status_import_neither_torch_nor_ray(tmp_path):
+    from manifests.evaluation import write_evaluation
+
     planned_run(tmp_path / "run")
+    # An evaluated run: status reads evaluation.parquet too, still without torch.
+    write_evaluation(tmp_path / "run", [{
+        "label": 417, "name": "violet bar on maroon window", "split": 41, "checkpoint": "best", "checkpoint_step": 400,
+        "samples": 100, "accuracy": 1.0, "real_accuracy": 1.0, "ms_ssim": 0.8, "real_ms_ssim": 0.8, "diversity": 0.9,
+        "fid": None, "split_fid": 2.0, "split_kid": 0.03, "novelty": 1.2, "imagenet_accuracy": None, "verdict": "ok",
+    }])  # fmt: skip
     code = (
         "import sys; from click.testing import CliRunner; import cli;"
         "r = CliRunner().invoke(cli.main, ['--help']); assert r.exit_code == 0;"
         f"r = CliRunner().invoke(cli.main, ['status', '--run', {str(tmp_path / 'run')!r}]);"
         "assert r.exit_code == 0, r.output;"
-        "print(sorted(m for m in ('torch', 'ray', 'torchvision') if m in sys.modules))"
+        "assert 'evaluated 1 classes: 1 ok' in r.output, r.output;"
+        "print(sorted(m for m in ('torch', 'ray', 'torchvision', 'torchmetrics') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

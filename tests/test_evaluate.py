@@ -85,6 +85,18 @@ def test_evaluate_writes_its_table_and_flags_a_generator_that_ignores_its_noise(
     assert f"evaluated 10 classes: {ok} ok" in invoke("status", "--run", run, "--summary").output
     assert f"{ok}/10 ok" in invoke("status", "--run", run).output
 
+    # The paper's 1000-way accuracy, with a torchvision ResNet-50 state dict file (random
+    # weights here: the path is what is tested, not the figure).
+    import torch
+    import torchvision
+
+    weights_file = tmp_path / "resnet50.pth"
+    torch.save(torchvision.models.resnet50(weights=None).state_dict(), weights_file)
+    paper = json.loads(invoke("evaluate", "--run", run, "--samples", "2", "--classifier-weights", weights_file,
+                              "--json").output)["classes"]  # fmt: skip
+    assert all(c["imagenet_accuracy"] in (0.0, 0.5, 1.0) for c in paper) and len(paper) == 10
+    assert all(c["imagenet_accuracy"] is None for c in classes)  # only with the file
+
     # The same generator made to ignore its noise: every class is one picture.
     weights_path = run / row.best_checkpoint
     weights = load_file(weights_path)

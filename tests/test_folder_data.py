@@ -46,3 +46,20 @@ def test_a_class_with_only_unreadable_images_is_refused(image_folder):
         f.write_bytes(b"garbage")
     with pytest.raises(DatasetError, match="no readable images in class folder"):
         open_dataset(str(image_folder)).load_classes([2], 16)
+
+
+def test_real_images_without_a_preset_get_the_recipe_measured_on_real_folders(image_folder):
+    from ensemble.run_spec import new_spec
+    from workers.presets import REAL_IMAGES
+
+    given = dict(splits=2, num_classes=4, steps=None, batch_size=None, seed=None, checkpoint_every=None)
+    spec = new_spec(data=str(image_folder), **given)
+    assert (spec.preset, spec.steps) == ("cpu-32", REAL_IMAGES.steps) == ("cpu-32", 4000)
+    assert spec.gan["lr"] == 5e-4 and spec.gan["d_spectral_norm"] is True
+    # What the user says wins; an explicit preset takes that preset's own recipe.
+    mine = new_spec(data=str(image_folder), **{**given, "steps": 100}, overrides={"lr": 1e-4})
+    assert mine.steps == 100 and mine.gan["lr"] == 1e-4 and mine.gan["d_spectral_norm"] is True
+    chosen = new_spec(data=str(image_folder), **given, preset="cpu-32")
+    assert chosen.steps == 450 and chosen.gan["lr"] == 1e-3 and chosen.gan["d_spectral_norm"] is False
+    builtin = new_spec(data=None, **{**given, "num_classes": 1000})
+    assert builtin.steps == 450 and builtin.gan["d_spectral_norm"] is False

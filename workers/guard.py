@@ -16,10 +16,10 @@ from workers.checkpoints import BEST_GENERATOR_WEIGHTS, GeneratorInfo, read_gene
 from workers.config import GANConfig, TrainJob
 from workers.quality import GUARD_SAMPLES, OK, guard_verdict, load_or_train_yardstick, quality_score
 
-CLASSIFIER_STEPS_PER_GAN_STEP = 1 / 8
-"""The classifier trains for 1/8 as many steps as the GAN, between 100 and 1000 (each about
-a fifth of a cpu-32 GAN step). Fewer than 100 left it unsure of GAN samples that real-data
-classifiers recognise (bench/README.md, "Quality guard")."""
+CLASSIFIER_STEPS_PER_GAN_STEP = 1 / 16
+"""The classifier trains for 1/16 as many steps as the GAN, between 100 and 1000 (each about
+a third of a cpu-32 GAN step in bf16). Fewer than 100 left it unsure of GAN samples that
+real-data classifiers recognise (bench/README.md, "Choosing the guard's parameters")."""
 
 
 def classifier_steps(gan_steps: int) -> int:

@@ -66,6 +66,21 @@ def cpu_32() -> Preset:
     return Preset("cpu-32", gan, 450, 32, "small and fast: the built-in data on CPU in minutes")
 
 
+@dataclass(frozen=True)
+class DataRecipe:
+    """What `ensemble launch --data DIR` trains when --preset is left out: a preset, its
+    steps, and the model fields changed. Chosen by measurement on real image folders that
+    ship in packages (`bench/real_data.py`; bench/README.md, "A default recipe for real
+    images"). --steps and --set still override it."""
+
+    preset: str
+    steps: int
+    overrides: dict
+
+
+REAL_IMAGES = DataRecipe("cpu-32", 4000, {"lr": 5e-4, "d_spectral_norm": True})
+
+
 PRESETS: dict[str, Callable[[], Preset]] = {
     "paper-128": paper_128,
     "paper-64": paper_64,
