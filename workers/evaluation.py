@@ -82,29 +82,37 @@ class _Given(nn.Module):
         return features
 
 
-def fid_kid(real: torch.Tensor, fake: torch.Tensor) -> tuple[float | None, float | None]:
-    """FID and KID (its mean) between two sets of features; None where too few samples."""
+def fid(real: torch.Tensor, fake: torch.Tensor) -> float | None:
+    """FID between two sets of features; None with no more samples than dimensions (the
+    covariance would be singular)."""
     from torchmetrics.image.fid import FrechetInceptionDistance
-    from torchmetrics.image.kid import KernelInceptionDistance
 
+    dim = real.shape[1]
+    if min(len(real), len(fake)) <= dim:
+        return None
+    metric = FrechetInceptionDistance(feature=_Given(dim), normalize=True)
+    metric.set_dtype(torch.float64)
+    metric.update(real.double(), real=True)
+    metric.update(fake.double(), real=False)
+    return max(0.0, metric.compute().item())
+
+
+def kid(real: torch.Tensor, fake: torch.Tensor) -> float | None:
+    """KID (the mean over 50 subsets) between two sets of features; None for fewer than two."""
     import warnings
 
-    warnings.filterwarnings("ignore", message=".*will save all extracted features in buffer.*")
-    dim = real.shape[1]
-    fid = kid = None
-    if min(len(real), len(fake)) > dim:  # fewer samples than dimensions: a singular covariance
-        metric = FrechetInceptionDistance(feature=_Given(dim), normalize=True)
-        metric.set_dtype(torch.float64)
-        metric.update(real.double(), real=True)
-        metric.update(fake.double(), real=False)
-        fid = max(0.0, metric.compute().item())
+    from torchmetrics.image.kid import KernelInceptionDistance
+
     subset = min(100, len(real), len(fake))
-    if subset >= 2:
-        metric = KernelInceptionDistance(feature=_Given(dim), subsets=50, subset_size=subset, normalize=True)
-        metric.update(real.double(), real=True)
-        metric.update(fake.double(), real=False)
-        kid = metric.compute()[0].item()
-    return fid, kid
+    if subset < 2:
+        return None
+    warnings.filterwarnings("ignore", message=".*will save all extracted features in buffer.*")
+    metric = KernelInceptionDistance(feature=_Given(real.shape[1]), subsets=50, subset_size=subset, normalize=True)
+    metric.update(real.double(), real=True)
+    metric.update(fake.double(), real=False)
+    with torch.random.fork_rng(devices=[]):  # its random subsets: the same figure on every run
+        torch.manual_seed(0)
+        return metric.compute()[0].item()
 
 
 def nearest_distance(queries: torch.Tensor, references: torch.Tensor) -> float:
@@ -146,15 +154,12 @@ def evaluate_classes(yardstick: Yardstick, images: torch.Tensor, labels: torch.T
     fake_features_all = []
     rows = []
     for label, fakes in enumerate(samples):
-        as_input = to_input(fakes).to(device)
-        features = model.features(as_input)
-        accuracy = (model.head(features).argmax(1) == label).float().mean().item()
-        _, diversity = yardstick.score(as_input, label)
+        accuracy, diversity, features = yardstick.measure(to_input(fakes), label)
         fake_features_all.append(features.cpu())
         of_class = labels == label
         trained, tested = images[of_class & ~held_out], images[of_class & held_out]
         class_real_features = model.features(to_input(trained[:REAL_FEATURES_LIMIT].to(device))).cpu()
-        class_fid, _ = fid_kid(class_real_features, features.cpu()) if len(fakes) > features.shape[1] else (None, None)
+        class_fid = fid(class_real_features, features.cpu())
         novelty = None
         if len(tested) and len(trained):
             reference = nearest_distance(tested, trained)
@@ -165,8 +170,8 @@ def evaluate_classes(yardstick: Yardstick, images: torch.Tensor, labels: torch.T
             real_ms_ssim=mean_ms_ssim(images[of_class], MS_SSIM_PAIRS, seed + label),
             diversity=diversity, fid=class_fid, novelty=novelty,
         ))  # fmt: skip
-    fid, kid = fid_kid(real_features, torch.cat(fake_features_all))
-    return rows, fid, kid
+    fake_features = torch.cat(fake_features_all)
+    return rows, fid(real_features, fake_features), kid(real_features, fake_features)
 
 
 def verdict(row: ClassEvaluation, ms_ssim_ceiling: float | None) -> str:

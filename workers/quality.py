@@ -105,15 +105,20 @@ class Yardstick:
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
-    @torch.no_grad()
     def score(self, fakes: torch.Tensor, local_label: int) -> tuple[float, float]:
         """(accuracy, diversity) of float images in [-1, 1] generated for one class."""
+        accuracy, diversity, _ = self.measure(fakes, local_label)
+        return accuracy, diversity
+
+    @torch.no_grad()
+    def measure(self, fakes: torch.Tensor, local_label: int) -> tuple[float, float, torch.Tensor]:
+        """score(), and the classifier's features of the images (for FID and KID)."""
         fakes = fakes.to(self.device)
         features = self.model.features(fakes)
         accuracy = (self.model.head(features).argmax(1) == local_label).float().mean().item()
         pixels = mean_distance(fakes.add(1).div(2)) / max(self.real_pixel_spread[local_label], 1e-12)
         feature = mean_distance(features) / max(self.real_feature_spread[local_label], 1e-12)
-        return accuracy, min(pixels, feature)
+        return accuracy, min(pixels, feature), features
 
 
 def mean_distance(batch: torch.Tensor) -> float:
