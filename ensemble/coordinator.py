@@ -29,7 +29,7 @@ from ensemble.cluster import (
     connect,
 )
 from ensemble.errors import EnsembleError, Interrupted
-from ensemble.planning import plan_splits
+from ensemble.planning import plan_splits, splits_named
 from ensemble.run_spec import RunSpec, check_positive, check_relaunch, new_spec
 from manifests.launch_lock import LaunchLock, LaunchLockedError, live_launch, refusal
 from manifests.run_dir import RunDir
@@ -228,11 +228,8 @@ def _select(records: list[SplitRecord], only: tuple[int, ...] | None,
     todo = [r for r in records if r.status not in Status.FINISHED or retrain_flagged and r.status == Status.FLAGGED]
     if only is None:
         return todo
-    wanted = set(only)
-    unknown = sorted(wanted - {r.split for r in records})
-    if unknown:
-        raise EnsembleError(f"--only names split(s) {unknown[:5]} but this run has splits 0-{len(records) - 1}")
-    return [r for r in todo if r.split in wanted]
+    named = {r.split for r in splits_named(records, only)}
+    return [r for r in todo if r.split in named]
 
 
 def _check_resumable(run: RunDir, todo: list[SplitRecord]) -> None:

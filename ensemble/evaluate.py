@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Callable
 
 from ensemble.errors import EnsembleError
+from ensemble.planning import splits_named
 from ensemble.run_spec import RunSpec
 from ensemble.sampler import generator_path
 from manifests.evaluation import read_evaluation, write_evaluation
@@ -43,11 +44,7 @@ class EvaluationReport:
 
 def _chosen(records: list[SplitRecord], only: tuple[int, ...] | None, checkpoint: str, run: RunDir) -> list[SplitRecord]:
     if only is not None:
-        known = {r.split for r in records}
-        unknown = sorted(set(only) - known)
-        if unknown:
-            raise EnsembleError(f"--only names split(s) {unknown[:5]} but this run has splits 0-{len(records) - 1}")
-        records = [r for r in records if r.split in set(only)]
+        records = splits_named(records, only)
         unready = [r.split for r in records if r.status not in Status.FINISHED]
         if unready:
             raise EnsembleError(

@@ -6,7 +6,12 @@ paper; contiguous ranges are its natural default.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ensemble.errors import EnsembleError
+
+if TYPE_CHECKING:
+    from manifests.schema import SplitRecord
 
 
 def plan_splits(num_classes: int, num_splits: int) -> list[list[int]]:
@@ -24,3 +29,12 @@ def plan_splits(num_classes: int, num_splits: int) -> list[list[int]]:
         )
     size = num_classes // num_splits
     return [list(range(start, start + size)) for start in range(0, num_classes, size)]
+
+
+def splits_named(records: list[SplitRecord], only: tuple[int, ...]) -> list[SplitRecord]:
+    """The rows of the split ids `--only` names; an id the run does not have is refused."""
+    wanted = set(only)
+    unknown = sorted(wanted - {r.split for r in records})
+    if unknown:
+        raise EnsembleError(f"--only names split(s) {unknown[:5]} but this run has splits 0-{len(records) - 1}")
+    return [r for r in records if r.split in wanted]

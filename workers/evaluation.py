@@ -18,17 +18,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from workers.quality import (
-    COLLAPSED,
-    DIVERSITY_FLOOR,
-    LOW_ACCURACY,
-    MEMORISED,
-    OK,
-    ACCURACY_FLOOR,
-    Yardstick,
-    mean_distance,
-    to_input,
-)
+from workers.quality import COLLAPSED, MEMORISED, OK, Yardstick, guard_verdict, mean_distance, to_input
 
 MS_SSIM_KERNEL = 7
 MS_SSIM_BETAS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
@@ -175,15 +165,13 @@ def evaluate_classes(yardstick: Yardstick, images: torch.Tensor, labels: torch.T
 
 
 def verdict(row: ClassEvaluation, ms_ssim_ceiling: float | None) -> str:
-    """collapsed (the paper's MS-SSIM criterion, with MS_SSIM_MARGIN, or a diversity under
-    DIVERSITY_FLOOR), then
-    low-accuracy, then memorised; else ok."""
-    above_ceiling = (row.ms_ssim is not None and ms_ssim_ceiling is not None
-                     and row.ms_ssim > ms_ssim_ceiling + MS_SSIM_MARGIN)  # fmt: skip
-    if above_ceiling or row.diversity < DIVERSITY_FLOOR:
+    """collapsed (the paper's MS-SSIM criterion, with MS_SSIM_MARGIN), then the guard's
+    verdict (collapsed by diversity, low-accuracy), then memorised; else ok."""
+    if row.ms_ssim is not None and ms_ssim_ceiling is not None and row.ms_ssim > ms_ssim_ceiling + MS_SSIM_MARGIN:
         return COLLAPSED
-    if row.accuracy < ACCURACY_FLOOR * (row.real_accuracy if row.real_accuracy is not None else 1.0):
-        return LOW_ACCURACY
+    found = guard_verdict(row.accuracy, row.real_accuracy, row.diversity)
+    if found != OK:
+        return found
     if row.novelty is not None and row.novelty < MEMORISATION_FLOOR:
         return MEMORISED
     return OK
