@@ -39,17 +39,16 @@ CHECKPOINT_OPTION = click.option(
 @contextlib.contextmanager
 def user_errors():
     """Domain errors become one line on stderr and exit code 1 (130 for Ctrl-C), no traceback."""
-    from ensemble.errors import Interrupted, user_errors as error_types
+    from ensemble.errors import Interrupted
+    from manifests.errors import UserError
 
     try:
         yield
-    except Exception as exc:
-        if isinstance(exc, Interrupted):
-            click.echo(f"Error: {exc}", err=True)
-            sys.exit(130)
-        if isinstance(exc, error_types()):
-            raise click.ClickException(str(exc)) from None
-        raise
+    except Interrupted as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(130)
+    except UserError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 class OneLineErrors(click.Group):
@@ -139,9 +138,9 @@ def launch(run_dir: Path, **options) -> None:
         request = LaunchRequest(run_dir=run_dir, **options)
         with LaunchView() as view:
             summary = run_launch(request, view)
-    counts = ", ".join(f"{n} {status}" for status, n in summary.counts.items() if n)
+    counts = _counts_text(summary.counts)
     if summary.submitted == 0:
-        click.echo(f"Nothing to do: every split of {summary.run_dir} has finished training ({counts}).")
+        click.echo(_nothing_to_do(summary, options["only"]))
     else:
         click.echo(f"Done in {summary.wall_seconds:.0f} s: {counts}. Manifest: {summary.run_dir / 'manifest.parquet'}")
     if summary.counts.get("flagged"):
@@ -152,6 +151,26 @@ def launch(run_dir: Path, **options) -> None:
     if summary.counts.get("failed"):
         click.echo("Some splits failed; see `ensemble status`, then relaunch to retry them.", err=True)
         sys.exit(1)
+
+
+def _counts_text(counts: dict[str, int]) -> str:
+    return ", ".join(f"{n} {status}" for status, n in counts.items() if n)
+
+
+def _nothing_to_do(summary, only: tuple[int, ...] | None) -> str:
+    """Why a launch trained nothing: the whole run has finished, or the splits --only names have."""
+    if only is None:
+        return f"Nothing to do: every split of {summary.run_dir} has finished training ({_counts_text(summary.counts)})."
+    from ensemble.planning import format_split_ids
+
+    selected = sum(summary.selected.values())
+    others = {status: n - summary.selected.get(status, 0) for status, n in summary.counts.items()}
+    unfinished = sum(n for status, n in others.items() if status not in ("succeeded", "flagged"))
+    which = f"split {format_split_ids(only)}, which has" if selected == 1 else f"splits {format_split_ids(only)}, which have"
+    line = f"Nothing to do: --only selects {which} finished training ({_counts_text(summary.selected)})"
+    if sum(others.values()):
+        line += f"; the run's other {sum(others.values())} splits: {_counts_text(others)}"
+    return line + ("; leave --only out to train them." if unfinished else ".")
 
 
 class LaunchView:
@@ -223,13 +242,17 @@ def _parse_split_ids(value: str | None) -> tuple[int, ...] | None:
     if value is None:
         return None
     ids: list[int] = []
-    try:
-        for part in value.split(","):
-            low, _, high = part.strip().partition("-")
-            ids.extend(range(int(low), int(high or low) + 1))
-    except ValueError:
-        # A one-line error like every other bad input (BadParameter would print the usage too).
-        raise click.ClickException(f"--only {value!r} is not a list of split ids like `41` or `0-9,41`") from None
+    for part in value.split(","):
+        low, _, high = part.strip().partition("-")
+        try:
+            first, last = int(low), int(high or low)
+        except ValueError:
+            # A one-line error like every other bad input (BadParameter would print the usage too).
+            raise click.ClickException(f"--only {value!r} is not a list of split ids like `41` or `0-9,41`") from None
+        if last < first:
+            raise click.ClickException(f"--only {value!r} selects no split: {part.strip()} runs backwards; "
+                                       f"write it {last}-{first}")  # fmt: skip
+        ids.extend(range(first, last + 1))
     return tuple(ids)
 
 

@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass
 
 from ensemble.errors import EnsembleError
+from manifests.errors import first_line
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ def connect(address: str | None) -> Cluster:
                 ray.init(address=address, runtime_env=_code_for_remote_workers(), **options)
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 raise EnsembleError(
-                    f"cannot reach a Ray cluster at {address} ({str(exc).splitlines()[0]}); "
+                    f"cannot reach a Ray cluster at {address} ({first_line(exc) or type(exc).__name__}); "
                     f"check --address, or leave it out to start a local cluster"
                 ) from None
         else:

@@ -31,12 +31,13 @@ from ensemble.cluster import (
 from ensemble.errors import EnsembleError, Interrupted
 from ensemble.planning import plan_splits, splits_named
 from ensemble.run_spec import RunSpec, check_positive, check_relaunch, new_spec
+from manifests.errors import first_line, last_line
 from manifests.launch_lock import LaunchLock, LaunchLockedError, live_launch, refusal
 from manifests.run_dir import RunDir
 from manifests.schema import SplitRecord, Status, count_by_status, utc_now
 from workers.config import TrainJob
 from workers.verdicts import describe_flags
-from workers.datasets import BUILTIN, open_dataset
+from workers.datasets import BUILTIN, IMAGE_CHANNELS, open_dataset
 from workers.datasets.builtin import IMAGE_SIZE as BUILTIN_IMAGE_SIZE
 
 if TYPE_CHECKING:
@@ -84,6 +85,8 @@ class LaunchSummary:
     counts: dict[str, int]
     submitted: int
     wall_seconds: float
+    selected: dict[str, int] | None = None
+    """Counts by status of the splits --only named (None without --only)."""
 
 
 class LaunchListener(Protocol):
@@ -149,12 +152,7 @@ def _prepare(request: LaunchRequest, run: RunDir) -> tuple[RunSpec, list[SplitRe
         raise EnsembleError(f"{run.root} exists and is not an ensemble run; pass a new or empty --run DIR")
     dataset = open_dataset(request.data or BUILTIN)
     spec = new_spec(num_classes=len(dataset.class_names), **given)
-    size = spec.gan["image_size"]
-    if spec.data == BUILTIN and size != BUILTIN_IMAGE_SIZE:
-        raise EnsembleError(
-            f"the built-in data is {BUILTIN_IMAGE_SIZE}x{BUILTIN_IMAGE_SIZE} but --preset {spec.preset} makes "
-            f"{size}x{size} images; pass --data with your images, or --preset cpu-32 or cifar-32"
-        )
+    _check_data_fits(spec)
     plan = plan_splits(spec.num_classes, spec.splits)
     records = [
         SplitRecord(split=i, classes=classes, class_names=[dataset.class_names[c] for c in classes],
@@ -162,6 +160,21 @@ def _prepare(request: LaunchRequest, run: RunDir) -> tuple[RunSpec, list[SplitRe
         for i, classes in enumerate(plan)
     ]
     return spec, records, True
+
+
+def _check_data_fits(spec: RunSpec) -> None:
+    """Refuse a model the data cannot feed, before a cluster starts rather than in every split."""
+    size, channels = spec.gan["image_size"], spec.gan["channels"]
+    if spec.data == BUILTIN and size != BUILTIN_IMAGE_SIZE:
+        raise EnsembleError(
+            f"the built-in data is {BUILTIN_IMAGE_SIZE}x{BUILTIN_IMAGE_SIZE} but --preset {spec.preset} makes "
+            f"{size}x{size} images; pass --data with your images, or --preset cpu-32 or cifar-32"
+        )
+    if channels != IMAGE_CHANNELS:
+        raise EnsembleError(
+            f"--set channels={channels}: every dataset is read as {IMAGE_CHANNELS}-channel RGB (grayscale images "
+            f"repeated), so the model must make {IMAGE_CHANNELS}; leave --set channels out"
+        )
 
 
 def _apply_progress(record: SplitRecord, drained: Drained, run: RunDir) -> None:
@@ -207,13 +220,11 @@ def _apply_failure(record: SplitRecord, exc: BaseException) -> None:
 
     if isinstance(exc, ray.exceptions.RayTaskError):  # training raised: its own error text
         cause = exc.cause or exc
-        lines = [line for line in str(cause).strip().splitlines() if line.strip()]
-        record.error = f"{type(cause).__name__}: {lines[-1] if lines else ''}"
+        record.error = f"{type(cause).__name__}: {last_line(cause, 500)}"
     else:  # the worker process or its node died on every attempt Ray made
-        lines = [line for line in str(exc).strip().splitlines() if line.strip()]
         record.error = (
             f"{type(exc).__name__}: the worker died on all {record.attempt} attempt(s) "
-            f"(last: {lines[0][:200] if lines else 'no details'}); relaunch to resume from the checkpoint"
+            f"(last: {first_line(exc) or 'no details'}); relaunch to resume from the checkpoint"
         )
     record.error = record.error[:500]
     record.status = Status.FAILED
@@ -256,7 +267,8 @@ def launch(request: LaunchRequest, listener: LaunchListener) -> LaunchSummary:
     spec, records, is_new = _prepare(request, run)
     todo = _select(records, request.only, request.quality_retries)
     if not todo:
-        return LaunchSummary(run.root, count_by_status(records), 0, time.monotonic() - start)
+        named = None if request.only is None else count_by_status(splits_named(records, request.only))
+        return LaunchSummary(run.root, count_by_status(records), 0, time.monotonic() - start, named)
     check_requested_resources(cpus_per_split=request.cpus_per_split, gpus_per_split=request.gpus_per_split)
     holder = live_launch(run.root)
     if holder is not None:  # the common case, refused before a cluster starts

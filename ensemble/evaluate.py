@@ -80,7 +80,7 @@ def evaluate_run(run_dir: str | Path, only: tuple[int, ...] | None = None, sampl
 
     from workers.checkpoints import load_generator
     from workers.datasets import load_split_images
-    from workers.evaluation import ImageNetClassifierError, evaluate_classes, imagenet_accuracy, load_imagenet_classifier, verdict
+    from workers.evaluation import evaluate_classes, imagenet_accuracy, load_imagenet_classifier, verdict
     from workers.guard import classifier_steps
     from workers.quality import load_or_train_yardstick
     from workers.sampling import generate
@@ -88,10 +88,7 @@ def evaluate_run(run_dir: str | Path, only: tuple[int, ...] | None = None, sampl
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     imagenet = None
     if classifier_weights is not None:
-        try:
-            imagenet = load_imagenet_classifier(classifier_weights, device)
-        except ImageNetClassifierError as exc:
-            raise EnsembleError(str(exc)) from None
+        imagenet = load_imagenet_classifier(classifier_weights, device)  # ImageNetClassifierError: one line
 
     measured = []
     for done, record in enumerate(chosen, start=1):

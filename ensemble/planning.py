@@ -38,3 +38,14 @@ def splits_named(records: list[SplitRecord], only: tuple[int, ...]) -> list[Spli
     if unknown:
         raise EnsembleError(f"--only names split(s) {unknown[:5]} but this run has splits 0-{len(records) - 1}")
     return [r for r in records if r.split in wanted]
+
+
+def format_split_ids(ids: tuple[int, ...] | list[int]) -> str:
+    """(0, 1, 2, 3, 41) -> "0-3, 41": split ids as --only takes them."""
+    ordered, runs = sorted(set(ids)), []
+    for i in ordered:
+        if runs and i == runs[-1][1] + 1:
+            runs[-1][1] = i
+        else:
+            runs.append([i, i])
+    return ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in runs)

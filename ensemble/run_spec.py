@@ -66,6 +66,11 @@ def parse_overrides(pairs: tuple[str, ...] | None) -> dict:
 
 def model_config(preset: str, overrides: dict, num_classes: int) -> dict:
     """The preset's GAN config with overrides, checked: a bad field or value is refused here."""
+    if "num_classes" in overrides and overrides["num_classes"] != num_classes:
+        raise EnsembleError(
+            f"--set num_classes: each model has the classes of one split ({num_classes} classes per split here), "
+            f"which --splits sets; leave --set num_classes out"
+        )
     try:
         base = get_preset(preset).gan.to_dict()
         unknown = sorted(set(overrides) - set(base) - {"num_classes"})

@@ -12,7 +12,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from manifests.run_dir import RunDirError, atomic_write_bytes
+from manifests.atomic_files import atomic_write_bytes
+from manifests.run_dir import RunDirError
 
 EVALUATION_NAME = "evaluation.parquet"
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from manifests.run_dir import atomic_write_bytes
+from manifests.atomic_files import atomic_write_bytes
 
 HISTORY_NAME = "history.parquet"
 METRICS = ("loss_d", "loss_g", "accuracy_real", "accuracy_fake", "d_real", "d_fake")

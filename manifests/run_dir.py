@@ -5,9 +5,8 @@
       manifest.parquet     one row per split; written only by the coordinator
       splits/041/          split 41's checkpoints (written only by its worker)
 
-Every file is written to a temporary name in the same folder and moved into place with
-os.replace, which is atomic on POSIX: a reader at any instant sees a whole old file or a
-whole new one, never a partial write.
+Every file is written through manifests/atomic_files.py: a reader at any instant sees a
+whole old file or a whole new one, never a partial write, and a power loss neither.
 """
 from __future__ import annotations
 
@@ -20,30 +19,16 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from manifests.atomic_files import atomic_write_bytes
+from manifests.errors import UserError, first_line
 from manifests.schema import MANIFEST_SCHEMA, SCHEMA_VERSION, SCHEMA_VERSION_KEY, SplitRecord, columns_of_version
 
 MANIFEST_NAME = "manifest.parquet"
 SPEC_NAME = "run.json"
 
 
-class RunDirError(Exception):
+class RunDirError(UserError):
     """A run directory, manifest or spec that cannot be used as it is."""
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that readers never see a partial file."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; other users of shared storage must read runs
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
@@ -140,9 +125,8 @@ class RunDir:
             # (0.2 s, the most of `ensemble status`).
             table = pq.ParquetFile(pa.BufferReader(self.manifest_path.read_bytes())).read()
         except (pa.ArrowInvalid, OSError) as exc:
-            first_line = (str(exc).strip().splitlines() or [""])[0]
             raise RunDirError(
-                f"manifest {self.manifest_path} is unreadable ({first_line}); restore it from a backup "
+                f"manifest {self.manifest_path} is unreadable ({first_line(exc)}); restore it from a backup "
                 f"(the checkpoints under {self.root / 'splits'} are untouched)"
             ) from None
         version = (table.schema.metadata or {}).get(SCHEMA_VERSION_KEY, b"?").decode()

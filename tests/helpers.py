@@ -26,9 +26,13 @@ def records_for(plan: list[list[int]], total_steps: int = 10) -> list[SplitRecor
 
 
 def planned_run(root, splits: int = 100) -> RunDir:
-    """A run directory whose manifest is planned but where nothing has trained yet."""
+    """A run directory (run.json and manifest) planned over the built-in data, nothing trained yet."""
+    from ensemble.run_spec import new_spec
+
     run = RunDir(root)
-    run.write_manifest(records_for(plan_splits(1000, splits)))
+    run.write_spec(new_spec(data=None, splits=splits, num_classes=1000, steps=None, batch_size=None, seed=None,
+                            checkpoint_every=None).to_dict())  # fmt: skip
+    run.write_manifest(records_for(plan_splits(1000, splits), total_steps=10))
     return run
 
 
@@ -63,6 +67,13 @@ def wait_for(check, timeout: float, what: str, interval: float = 0.05):
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def join_or_fail(thread, timeout: float, what: str) -> None:
+    """Join a thread that runs a launch; a launch still running after `timeout` fails the
+    test with a clear message instead of letting it go on to assert on a half-done run."""
+    thread.join(timeout)
+    assert not thread.is_alive(), f"{what} still running after {timeout} s: the launch hangs"
 
 
 def process_alive(pid: int) -> bool:

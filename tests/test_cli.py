@@ -100,3 +100,74 @@ def test_the_cli_lists_every_preset():
     from workers.presets import PRESETS
 
     assert PRESET_NAMES == tuple(PRESETS)
+
+
+def test_only_naming_finished_splits_says_what_it_selected_and_why_nothing_ran(tmp_path):
+    """`--only 41` where split 41 has succeeded and the 99 others are pending: not "every split
+    has succeeded", but what --only selected, its state, and what the rest of the run is."""
+    from manifests.schema import Status
+
+    run = planned_run(tmp_path / "run")
+    records = run.read_manifest()
+    records[41].status = Status.SUCCEEDED
+    run.write_manifest(records)
+    result = invoke("launch", "--run", tmp_path / "run", "--only", "41")
+    assert result.exit_code == 0, result.output
+    line = result.output.strip()
+    assert line.startswith("Nothing to do: --only selects split 41, which has finished training (1 succeeded)"), line
+    assert "the run's other 99 splits: 99 pending" in line and "leave --only out" in line, line
+    assert "every split" not in line
+
+    records[40].status = Status.FLAGGED
+    run.write_manifest(records)
+    result = invoke("launch", "--run", tmp_path / "run", "--only", "40-41")
+    assert "--only selects splits 40-41, which have finished training (1 succeeded, 1 flagged)" in result.output
+
+
+@pytest.mark.parametrize("value,message", [("9-0", "9-0 runs backwards; write it 0-9"), ("3,", "not a list of split ids"),
+                                           ("", "not a list of split ids")])  # fmt: skip
+def test_only_refuses_ranges_that_select_nothing(tmp_path, value, message):
+    planned_run(tmp_path / "run")
+    assert_one_line_error(invoke("launch", "--run", tmp_path / "run", "--only", value), message)
+
+
+def test_cpus_per_split_beyond_any_node_is_refused():
+    from ensemble.cluster import check_cpus_per_split
+
+    check_cpus_per_split(cluster(0, 0), 8)  # as many as the largest node: fine
+    with pytest.raises(EnsembleError, match=r"--cpus-per-split 9 is more than any node has \(at most 8\)"):
+        check_cpus_per_split(cluster(0, 0), 9)
+
+
+def finished_run(root):
+    from manifests.schema import Status
+
+    run = planned_run(root)
+    records = run.read_manifest()
+    for r in records:
+        r.status = Status.SUCCEEDED
+    run.write_manifest(records)
+    return run
+
+
+def test_a_relaunch_repeating_the_stored_options_is_accepted(tmp_path):
+    """--data, --splits, --preset and --set equal to what run.json holds are not a change."""
+    run = finished_run(tmp_path / "run")
+    before = {p.name: p.read_bytes() for p in run.root.iterdir() if p.is_file()}
+    result = invoke("launch", "--run", run.root, "--data", "builtin", "--splits", "100", "--preset", "cpu-32",
+                    "--set", "loss=bce", "--set", "g_ema=0.98", "--guard")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("Nothing to do: every split of"), result.output
+    assert {p.name: p.read_bytes() for p in run.root.iterdir() if p.is_file()} == before
+
+
+def test_ensemble_run_names_the_run_when_run_is_left_out(tmp_path, monkeypatch):
+    finished_run(tmp_path / "elsewhere")
+    monkeypatch.chdir(tmp_path)  # no ./ensemble-run here
+    from click.testing import CliRunner
+
+    import cli
+
+    result = CliRunner().invoke(cli.main, ["status", "--summary"], env={"ENSEMBLE_RUN": str(tmp_path / "elsewhere")})
+    assert result.exit_code == 0 and "100 splits: 100 succeeded" in result.output, result.output
+    assert_one_line_error(CliRunner().invoke(cli.main, ["status"], env={"ENSEMBLE_RUN": ""}), "does not exist")

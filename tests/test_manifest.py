@@ -3,8 +3,10 @@ import datetime as dt
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -42,13 +44,13 @@ def test_a_failed_write_leaves_the_old_manifest_and_no_temp_file(tmp_path, monke
     before = run.manifest_path.read_bytes()
     broken = sample_records()
     broken[0].attempt = "not a number"  # Arrow refuses this row
-    with pytest.raises(Exception):
+    with pytest.raises(pa.ArrowInvalid, match="not a number"):
         run.write_manifest(broken)
 
     def fail_replace(src, dst):
         raise OSError("disk full")
 
-    monkeypatch.setattr("manifests.run_dir.os.replace", fail_replace)
+    monkeypatch.setattr("manifests.atomic_files.os.replace", fail_replace)
     with pytest.raises(OSError):
         run.write_manifest(sample_records())
     assert run.manifest_path.read_bytes() == before
@@ -59,37 +61,45 @@ READER = """
 import json, sys
 from pathlib import Path
 from manifests.run_dir import RunDir
-run, stop = RunDir(sys.argv[1]), Path(sys.argv[2])
-reads, errors = 0, []
+run, stop, enough = RunDir(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
+reads, seen, errors = 0, set(), []
 while not stop.exists():
     try:
         rows = run.read_manifest()
         assert len(rows) == 2 and rows[1].error == "x" * rows[1].step, "rows from two versions"
         reads += 1
+        seen.add(rows[1].step)
+        if len(seen) == 50:
+            enough.touch()  # 50 versions read while the writer rewrote them
     except Exception as exc:
         errors.append(f"{type(exc).__name__}: {exc}")
-print(json.dumps({"reads": reads, "errors": errors[:3], "error_count": len(errors)}))
+print(json.dumps({"reads": reads, "versions": len(seen), "errors": errors[:3], "error_count": len(errors)}))
 """
 
 
 def test_readers_never_see_a_partial_manifest_during_1000_rewrites(tmp_path):
-    """A reader process loops over the manifest while the writer replaces it 1000 times with
-    files of changing size (each row's error grows with its step)."""
+    """A reader process loops over the manifest while the writer replaces it (at least 1000
+    times, and until the reader has read 50 different versions) with files of changing size
+    (each row's error grows with its step)."""
     run = RunDir(tmp_path / "run")
     records = sample_records()
     records[1].error = ""
     run.write_manifest(records)
-    stop = tmp_path / "stop"
-    reader = subprocess.Popen([sys.executable, "-c", READER, str(run.root), str(stop)],
+    stop, enough = tmp_path / "stop", tmp_path / "enough"
+    reader = subprocess.Popen([sys.executable, "-c", READER, str(run.root), str(stop), str(enough)],
                               stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parents[1])  # fmt: skip
-    for step in range(1, 1001):
+    deadline = time.monotonic() + 120
+    step = 0
+    while step < 1000 or not enough.exists():
+        assert time.monotonic() < deadline and reader.poll() is None, "the reader never read 50 versions"
+        step += 1
         records[1].step, records[1].error = step, "x" * step
         run.write_manifest(records)
     stop.touch()
     result = json.loads(reader.communicate(timeout=60)[0])
     assert result["error_count"] == 0, result["errors"]
-    assert result["reads"] > 50, result
-    assert run.read_manifest()[1].step == 1000
+    assert result["versions"] >= 50, result
+    assert run.read_manifest()[1].step == step
 
 
 def test_foreign_or_corrupt_manifests_get_a_clear_error(tmp_path):
@@ -117,3 +127,36 @@ def test_rows_are_copies_that_writing_cannot_change():
     assert row == dataclasses.asdict(record)
     row["classes"].append(99)
     assert 99 not in record.classes
+
+
+@pytest.mark.parametrize("version", ["1", "2", "3"])
+def test_manifests_of_earlier_versions_read_with_the_new_fields_at_their_defaults(tmp_path, version):
+    """A manifest as an earlier release wrote it (its columns only, its version in the
+    metadata) reads; the next write upgrades it to the current version, values kept."""
+    from manifests.schema import SCHEMA_VERSION, SCHEMA_VERSION_KEY, columns_of_version
+
+    written = sample_records()
+    later = dict(pid=4242, resumed_from=300, steps_redone=12, skipped_images=1, warning="w", class_ids=["n1", "n2"],
+                 quality=0.9, best_checkpoint="splits/000/generator.best.safetensors", best_step=400, flagged="1 collapsed",
+                 seeds=[0, 7])  # fmt: skip
+    written[0] = dataclasses.replace(written[0], **later)  # values an older release could not have written
+    columns = columns_of_version(version)
+    rows = [{name: value for name, value in r.to_row().items() if name in columns} for r in written]
+    schema = pa.schema([MANIFEST_SCHEMA.field(name) for name in columns], metadata={SCHEMA_VERSION_KEY: version})
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), tmp_path / "manifest.parquet")
+
+    run = RunDir(tmp_path)
+    records = run.read_manifest()
+    defaults = SplitRecord(split=0, classes=[], class_names=[])
+    for old, new in zip(written, records):
+        for name in MANIFEST_SCHEMA.names:
+            if name == "class_ids" and name not in columns:
+                assert new.class_ids == new.class_names  # before version 3 the ids were the names
+            elif name in columns:
+                assert getattr(new, name) == getattr(old, name), name
+            else:
+                assert getattr(new, name) == getattr(defaults, name), name
+    assert records[0] != written[0]  # the later columns were really left out
+    run.write_manifest(records)
+    assert pq.read_schema(run.manifest_path).metadata[SCHEMA_VERSION_KEY] == SCHEMA_VERSION.encode()
+    assert run.read_manifest() == records

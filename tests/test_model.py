@@ -68,8 +68,8 @@ def test_paper_128_has_the_appendix_architecture():
 
 @pytest.mark.parametrize("overrides", [
     {"d_spectral_norm": True}, {"loss": "hinge"}, {"tac": True, "d_class_loss_on_fake": False},
-    {"diff_augment": ("color", "translation", "cutout")}, {"d_noise": 0.1}, {"g_ema": 0.9},
-    {"g_upsample": "nearest", "g_class_norm": True}, {"d_class_loss_on_fake": False},
+    {"diff_augment": ("color", "translation", "cutout")}, {"d_noise": 0.1},
+    {"g_upsample": "nearest", "g_class_norm": True},
 ])  # fmt: skip
 def test_each_option_builds_and_gets_gradients(overrides):
     from workers.augment import diff_augment
@@ -83,6 +83,36 @@ def test_each_option_builds_and_gets_gradients(overrides):
     assert (judged.twin is not None) == config.tac
     generator_loss(judged, labels, config).backward()
     assert g.project.weight.grad.abs().sum() > 0
+
+
+def test_g_ema_keeps_an_exponential_average_of_the_generator_weights_and_samples_from_it():
+    from workers.step import GAN, draw_batch, train_step
+
+    torch.manual_seed(0)
+    config = small(16, num_classes=4, g_ema=0.9)
+    gan = GAN.build(config, torch.device("cpu"))
+    expected = [p.detach().clone() for p in gan.generator.parameters()]  # the average starts at G's weights
+    images, labels = torch.randint(0, 256, (16, 3, 16, 16), dtype=torch.uint8), torch.arange(16) % 4
+    rng = torch.Generator().manual_seed(0)
+    for _ in range(3):
+        train_step(gan, draw_batch(images, labels, 8, config.z_dim, 4, rng))
+        expected = [0.9 * e + 0.1 * p.detach() for e, p in zip(expected, gan.generator.parameters())]
+    for mine, want, current in zip(gan.averaged.model.parameters(), expected, gan.generator.parameters()):
+        torch.testing.assert_close(mine, want)
+    assert any(not torch.equal(a, g) for a, g in zip(gan.averaged.model.parameters(), gan.generator.parameters()))
+    assert gan.sampler() is gan.averaged.model
+    assert GAN.build(small(16, num_classes=4), torch.device("cpu")).averaged is None  # off by default
+
+
+def test_d_class_loss_on_fake_adds_the_fakes_class_loss_to_d_and_only_then():
+    torch.manual_seed(0)
+    real = Judgement(source=torch.randn(6), classes=torch.randn(6, 4), twin=None)
+    fake = Judgement(source=torch.randn(6), classes=torch.randn(6, 4), twin=None)
+    real_labels, fake_labels = torch.randint(0, 4, (6,)), torch.randint(0, 4, (6,))
+    with_fake = discriminator_loss(real, real_labels, fake, fake_labels, small(16, num_classes=4))
+    without = discriminator_loss(real, real_labels, fake, fake_labels, small(16, num_classes=4, d_class_loss_on_fake=False))
+    torch.testing.assert_close(with_fake - without, F.cross_entropy(fake.classes, fake_labels))
+    assert with_fake - without > 0
 
 
 def test_diff_augment_keeps_shape_changes_images_and_passes_gradients():

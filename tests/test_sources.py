@@ -52,10 +52,15 @@ def test_cifar10_loads_its_classes_by_name_and_only_the_requested_ones(tmp_path)
     assert dataset.class_names[3] == "cat" and len(dataset.class_names) == 10
     data = dataset.load_classes([3, 5], 32)
     assert data.images.shape[1:] == (3, 32, 32) and data.images.dtype == torch.uint8
-    assert set(data.labels.tolist()) <= {0, 1} and len(data.labels) > 0
-    # the fake's pixel value encodes its class: 10 * label + batch number
-    assert set((data.images[:, 0, 0, 0] // 10).tolist()) == {3, 5}
-    assert data.images.shape[0] == sum(1 for v in data.images[:, 0, 0, 0].tolist() if v // 10 in (3, 5))
+    # The fake's pixel value encodes its image: 10 * class + batch number. Every image of
+    # classes 3 and 5 in the five batches, read back from the files, and no other.
+    written = []
+    for i in range(1, 6):
+        with open(tmp_path / "cifar-10-batches-py" / f"data_batch_{i}", "rb") as f:
+            written += [10 * label + i for label in pickle.load(f)[b"labels"] if label in (3, 5)]
+    loaded = data.images[:, 0, 0, 0].tolist()
+    assert sorted(loaded) == sorted(written) and len(loaded) > 0
+    assert data.labels.tolist() == [0 if v // 10 == 3 else 1 for v in loaded]  # local labels follow the order asked
 
 
 def test_mnist_becomes_rgb_at_the_model_size_from_plain_or_gzipped_files(tmp_path):
@@ -148,20 +153,37 @@ def test_transparent_pixels_become_white(image_folder):
     assert (data.images == 255).all()
 
 
-def test_decoded_images_are_cached_and_redecoded_when_the_data_changes(image_folder, tmp_path):
+def count_decodes(monkeypatch) -> list[str]:
+    """The image files the folder dataset decodes from now on."""
+    from workers.datasets import folder
+
+    decoded, real_decode = [], folder._decode
+
+    def decode(path, image_size):
+        decoded.append(path)
+        return real_decode(path, image_size)
+
+    monkeypatch.setattr(folder, "_decode", decode)
+    return decoded
+
+
+def test_decoded_images_are_cached_and_redecoded_when_the_data_changes(image_folder, tmp_path, monkeypatch):
     cache_dir = tmp_path / "split"
     first = load_split_images(str(image_folder), [1, 2], 16, cache_dir=cache_dir)
     cached = cache_path(cache_dir, 16)
     assert cached.is_file()
-    cached_mtime = cached.stat().st_mtime_ns
+    cached_inode = cached.stat().st_ino
+    decoded = count_decodes(monkeypatch)
     again = load_split_images(str(image_folder), [1, 2], 16, cache_dir=cache_dir)
-    assert cached.stat().st_mtime_ns == cached_mtime  # read, not rewritten
+    assert decoded == [] and cached.stat().st_ino == cached_inode  # read from the cache: no decode, not rewritten
     assert torch.equal(first.images, again.images) and torch.equal(first.labels, again.labels)
 
     (image_folder / "class_1" / "broken.png").write_bytes(b"not a png")  # the data changed
     changed = load_split_images(str(image_folder), [1, 2], 16, cache_dir=cache_dir)
-    assert changed.skipped == 1 and torch.equal(changed.images, first.images)
-    assert load_split_images(str(image_folder), [1, 2], 16, cache_dir=cache_dir).skipped == 1  # from cache
+    assert changed.skipped == 1 and torch.equal(changed.images, first.images) and decoded
+    assert cached.stat().st_ino != cached_inode  # rewritten for the new data
+    decoded.clear()
+    assert load_split_images(str(image_folder), [1, 2], 16, cache_dir=cache_dir).skipped == 1 and decoded == []
 
     cached.write_bytes(b"damaged")  # a damaged cache is decoded again, not trusted
     assert torch.equal(load_split_images(str(image_folder), [1, 2], 16, cache_dir=cache_dir).images, first.images)

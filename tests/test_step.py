@@ -53,6 +53,7 @@ def test_bf16_step_stays_close_to_fp32():
     assert b[:2].tolist() == pytest.approx(a[:2].tolist(), rel=0.05)
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_steps_on_cuda_with_fused_adam(precision):

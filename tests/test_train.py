@@ -7,7 +7,7 @@ from safetensors.torch import load_file
 
 from tests.helpers import RunsCode
 from workers.checkpoints import CheckpointError, load_generator
-from manifests.history import METRICS, read_history
+from manifests.history import METRICS, ROW_WIDTH, read_history
 from workers.config import TrainJob
 from workers.datasets.builtin import CLASS_NAMES
 from workers.sampling import generate
@@ -223,3 +223,53 @@ def test_every_preset_trains_and_checkpoints_on_an_image_folder(tmp_path, image_
     generator, info = load_generator(tmp_path / "splits" / "041" / "generator.safetensors")
     assert generate(generator, 2, 2, seed=0).shape == (2, 3, gan.image_size, gan.image_size)
     assert (tmp_path / "splits" / "041" / f"images-{gan.image_size}.safetensors").is_file()
+
+
+def test_the_generator_samples_come_from_is_the_weight_average(tmp_path):
+    """cpu-32 keeps an average of G's weights (g_ema): generator.safetensors, and so `ensemble
+    sample`, hold the average, not the last step's weights."""
+    assert CPU_32["g_ema"] > 0
+    train_on_cpu(make_job(tmp_path, 20, guard=False))
+    split_dir = tmp_path / "splits" / "041"
+    saved = load_file(split_dir / "generator.safetensors")
+    state = torch.load(split_dir / "state.pt", weights_only=True)
+    averaged, raw = state["generator_ema"], state["generator"]
+    params = [name for name in saved if not name.endswith(("running_mean", "running_var", "num_batches_tracked"))]
+    assert all(torch.equal(saved[name], averaged[name]) for name in saved)
+    assert any(not torch.equal(saved[name], raw[name]) for name in params)
+    generator, _ = load_generator(split_dir / "generator.safetensors")
+    assert all(torch.equal(generator.state_dict()[name], averaged[name].to(generator.state_dict()[name].dtype))
+               for name in params)  # fmt: skip
+
+
+def test_snapshot_and_restore_carry_the_same_state(tmp_path):
+    """What _snapshot saves, _restore loads back in full: a snapshot of the restored models
+    equals the one restored from, key for key (keys cannot drift apart)."""
+    from workers.config import GANConfig
+    from workers.step import GAN, draw_batch, train_step
+    from workers.train import _restore, _snapshot, _Window
+
+    config = GANConfig.from_dict({**CPU_32, "num_classes": 10})
+    torch.manual_seed(0)
+    gan, rng, window = GAN.build(config, CPU), torch.Generator().manual_seed(0), _Window(CPU)
+    images, labels = torch.randint(0, 256, (20, 3, 32, 32), dtype=torch.uint8), torch.arange(20) % 10
+    for _ in range(3):
+        window.add(train_step(gan, draw_batch(images, labels, 8, config.z_dim, 10, rng)))
+    saved = _snapshot(gan, rng, window, CPU, step=3, seed=0, train_seconds=1.5, history=[[1.0] * ROW_WIDTH])
+
+    torch.manual_seed(1)
+    fresh, fresh_rng, fresh_window = GAN.build(config, CPU), torch.Generator().manual_seed(1), _Window(CPU)
+    step, seconds, history = _restore(saved, fresh, fresh_rng, fresh_window, CPU)
+    again = _snapshot(fresh, fresh_rng, fresh_window, CPU, step=step, seed=0, train_seconds=seconds, history=history)
+    assert saved.keys() == again.keys() and (step, seconds) == (3, 1.5)
+
+    def same(a, b) -> bool:
+        if isinstance(a, torch.Tensor):
+            return isinstance(b, torch.Tensor) and torch.equal(a, b)
+        if isinstance(a, dict):
+            return isinstance(b, dict) and a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+        if isinstance(a, (list, tuple)):
+            return type(a) is type(b) and len(a) == len(b) and all(map(same, a, b))
+        return a == b
+
+    assert [key for key in saved if not same(saved[key], again[key])] == []

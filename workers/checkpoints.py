@@ -16,18 +16,17 @@ Each file is written under a temporary name and moved into place atomically.
 from __future__ import annotations
 
 import json
-import os
 import pickle
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 
+from manifests.atomic_files import atomic_write
+from manifests.errors import UserError, first_line
 from workers.config import GANConfig
 from workers.model import Generator
 
@@ -41,20 +40,8 @@ BEST_GENERATOR_WEIGHTS = "generator.best.safetensors"
 FORMAT = "acgan-ensemble/generator"
 
 
-class CheckpointError(Exception):
+class CheckpointError(UserError):
     """A checkpoint that is missing, unreadable or inconsistent."""
-
-
-def atomic_write(path: Path, write: Callable[[str], None]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 (and some writers recreate the file); others must read it
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_training_state(split_dir: Path, state: dict) -> Path:
@@ -65,12 +52,7 @@ def save_training_state(split_dir: Path, state: dict) -> Path:
     split_dir.mkdir(parents=True, exist_ok=True)
     path = split_dir / STATE_NAME
 
-    def write_then_keep_previous(tmp: str) -> None:
-        torch.save(state, tmp)
-        if path.exists():
-            os.replace(path, split_dir / PREVIOUS_STATE_NAME)
-
-    atomic_write(path, write_then_keep_previous)
+    atomic_write(path, lambda tmp: torch.save(state, tmp), keep_previous=split_dir / PREVIOUS_STATE_NAME)
     return path
 
 
@@ -90,8 +72,7 @@ def _load_state_file(path: Path, mmap: bool = False) -> dict:
         what = f"a pickled reference to {found.group(1)}" if found else "pickled objects other than tensors"
         raise CheckpointError(f"{path} holds {what}, which is never run or loaded") from None
     except Exception as exc:  # torch raises several types for truncated or foreign files
-        first_line = (str(exc).strip().splitlines() or [""])[0][:160]
-        raise CheckpointError(f"{path} is unreadable ({type(exc).__name__}: {first_line})") from None
+        raise CheckpointError(f"{path} is unreadable ({type(exc).__name__}: {first_line(exc, 160)})") from None
     if not isinstance(state, dict) or "step" not in state or "generator" not in state:
         raise CheckpointError(f"{path} is not an acgan-ensemble training state")
     return state

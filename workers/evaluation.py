@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
+from manifests.errors import UserError, first_line
 from workers.quality import COLLAPSED, MEMORISED, OK, Yardstick, guard_verdict, mean_distance, to_input
 
 MS_SSIM_KERNEL = 7
@@ -182,7 +183,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-class ImageNetClassifierError(ValueError):
+class ImageNetClassifierError(UserError):
     """A --classifier-weights file that cannot be used."""
 
 
@@ -201,8 +202,9 @@ def load_imagenet_classifier(path: str, device: torch.device) -> tuple[nn.Module
     except FileNotFoundError:
         raise ImageNetClassifierError(f"--classifier-weights {path}: no such file") from None
     except Exception as exc:  # torch and safetensors raise many types for a foreign file
-        first = (str(exc).strip().splitlines() or [""])[0][:120]
-        raise ImageNetClassifierError(f"--classifier-weights {path} is unreadable ({type(exc).__name__}: {first})") from None
+        raise ImageNetClassifierError(
+            f"--classifier-weights {path} is unreadable ({type(exc).__name__}: {first_line(exc, 120)})"
+        ) from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
@@ -219,8 +221,9 @@ def load_imagenet_classifier(path: str, device: torch.device) -> tuple[nn.Module
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0][:120]
-        raise ImageNetClassifierError(f"--classifier-weights {path} does not fit its architecture ({first})") from None
+        raise ImageNetClassifierError(
+            f"--classifier-weights {path} does not fit its architecture ({first_line(exc, 120)})"
+        ) from None
     return model.eval().to(device), side
 
 

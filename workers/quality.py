@@ -207,7 +207,7 @@ def load_or_train_yardstick(split_dir: Path, images: torch.Tensor, labels: torch
     from safetensors import SafetensorError
     from safetensors.torch import load_file, safe_open, save_file
 
-    from workers.checkpoints import atomic_write
+    from manifests.atomic_files import atomic_write
 
     path = Path(split_dir) / CLASSIFIER_WEIGHTS
     key = data_key(images, labels)

@@ -102,38 +102,9 @@ def train_split(job: TrainJob, report: Report | None = None, device: torch.devic
     history: list[list[float]] = []  # ROW_WIDTH values per row (manifests/history.py)
     report_window, history_window = _Window(device), _Window(device)
 
-    loaded = load_training_state(split_dir)
-    warning, new_seed = None, False
-    if loaded is not None:
-        state, warning = loaded.state, loaded.warning
-        if loaded.path.name == PREVIOUS_STATE_NAME and (split_dir / STATE_NAME).exists():
-            # Kept for inspection, and out of the way: the next save must not rotate it
-            # over the good state.prev.pt.
-            os.replace(split_dir / STATE_NAME, split_dir / BAD_STATE_NAME)
-        if GANConfig.from_dict(state["config"]) != config:
-            raise CheckpointError(f"{split_dir} holds a checkpoint of another model config; use a new --run")
-        if int(state.get("seed", job.seed)) != job.seed:
-            # A quality retry: this seed starts from scratch. The rejected seed's training
-            # state goes; its history stays for inspection, and its best generator stays
-            # the split's best until this seed beats it.
-            _set_aside(split_dir, int(state["seed"]))
-            loaded, warning, new_seed = None, None, True
-    if loaded is not None:
-        state = loaded.state
-        gan.generator.load_state_dict(state["generator"])
-        gan.discriminator.load_state_dict(state["discriminator"])
-        gan.opt_g.load_state_dict(state["opt_g"])
-        gan.opt_d.load_state_dict(state["opt_d"])
-        if gan.averaged is not None:
-            gan.averaged.model.load_state_dict(state["generator_ema"])
-        rng.set_state(state["rng"])
-        torch.set_rng_state(state["torch_rng"])
-        if device.type == "cuda" and "cuda_rng" in state:
-            torch.cuda.set_rng_state(state["cuda_rng"], device)
-        step, past_seconds = int(state["step"]), float(state["train_seconds"])
-        if "history" in state:  # checkpoints from before the history have none
-            history = padded_rows(state["history"].tolist())
-            history_window.load(state["history_window"])
+    state, warning, new_seed = _state_to_resume(split_dir, config, job.seed)
+    if state is not None:
+        step, past_seconds, history = _restore(state, gan, rng, history_window, device)
     resumed_from = step
 
     # Reported before the data loads, so that an attempt that fails there still counts.
@@ -148,24 +119,8 @@ def train_split(job: TrainJob, report: Report | None = None, device: torch.devic
         return past_seconds + time.monotonic() - task_start
 
     def checkpoint() -> str:
-        snapshot = {
-            "config": config.to_dict(),
-            "step": step,
-            "seed": job.seed,
-            "train_seconds": elapsed(),
-            "generator": gan.generator.state_dict(),
-            "discriminator": gan.discriminator.state_dict(),
-            "opt_g": gan.opt_g.state_dict(),
-            "opt_d": gan.opt_d.state_dict(),
-            "rng": rng.get_state(),
-            "torch_rng": torch.get_rng_state(),
-            "history": torch.tensor(history, dtype=torch.float64).reshape(-1, ROW_WIDTH),
-            "history_window": history_window.state(),
-        }
-        if device.type == "cuda":
-            snapshot["cuda_rng"] = torch.cuda.get_rng_state(device)
-        if gan.averaged is not None:
-            snapshot["generator_ema"] = gan.averaged.model.state_dict()
+        snapshot = _snapshot(gan, rng, history_window, device, step=step, seed=job.seed, train_seconds=elapsed(),
+                             history=history)  # fmt: skip
         save_training_state(split_dir, snapshot)
         write_history(split_dir, job.split, history)
         info = GeneratorInfo(config=config, step=step, split=job.split,
@@ -225,6 +180,73 @@ def train_split(job: TrainJob, report: Report | None = None, device: torch.devic
         **({} if guard is None else {"quality": guard.best_score, "best_path": guard.best_path,
                                      "best_step": guard.best_step, "flags": guard.flags()}),  # fmt: skip
     )
+
+
+def _state_to_resume(split_dir: Path, config: GANConfig, seed: int) -> tuple[dict | None, str | None, bool]:
+    """The training state this attempt continues from (None: start at step 0), the warning
+    to report when an unusable newest file was skipped, and whether this is a new seed."""
+    loaded = load_training_state(split_dir)
+    if loaded is None:
+        return None, None, False
+    state = loaded.state
+    if loaded.path.name == PREVIOUS_STATE_NAME and (split_dir / STATE_NAME).exists():
+        # Kept for inspection, and out of the way: the next save must not rotate it over
+        # the good state.prev.pt.
+        os.replace(split_dir / STATE_NAME, split_dir / BAD_STATE_NAME)
+    if GANConfig.from_dict(state["config"]) != config:
+        raise CheckpointError(f"{split_dir} holds a checkpoint of another model config; use a new --run")
+    if int(state.get("seed", seed)) != seed:
+        # A quality retry: this seed starts from scratch. The rejected seed's training state
+        # goes; its history stays for inspection, and its best generator stays the split's
+        # best until this seed beats it.
+        _set_aside(split_dir, int(state["seed"]))
+        return None, None, True
+    return state, loaded.warning, False
+
+
+def _snapshot(gan: GAN, rng: torch.Generator, history_window: _Window, device: torch.device, *, step: int,
+              seed: int, train_seconds: float, history: list[list[float]]) -> dict:  # fmt: skip
+    """Everything a resume needs to continue bit for bit; _restore reads back the same keys."""
+    snapshot = {
+        "config": gan.config.to_dict(),
+        "step": step,
+        "seed": seed,
+        "train_seconds": train_seconds,
+        "generator": gan.generator.state_dict(),
+        "discriminator": gan.discriminator.state_dict(),
+        "opt_g": gan.opt_g.state_dict(),
+        "opt_d": gan.opt_d.state_dict(),
+        "rng": rng.get_state(),
+        "torch_rng": torch.get_rng_state(),
+        "history": torch.tensor(history, dtype=torch.float64).reshape(-1, ROW_WIDTH),
+        "history_window": history_window.state(),
+    }
+    if device.type == "cuda":
+        snapshot["cuda_rng"] = torch.cuda.get_rng_state(device)
+    if gan.averaged is not None:
+        snapshot["generator_ema"] = gan.averaged.model.state_dict()
+    return snapshot
+
+
+def _restore(state: dict, gan: GAN, rng: torch.Generator, history_window: _Window,
+             device: torch.device) -> tuple[int, float, list[list[float]]]:  # fmt: skip
+    """Load a _snapshot into the models, optimisers and random streams; return its step,
+    training seconds and history rows."""
+    gan.generator.load_state_dict(state["generator"])
+    gan.discriminator.load_state_dict(state["discriminator"])
+    gan.opt_g.load_state_dict(state["opt_g"])
+    gan.opt_d.load_state_dict(state["opt_d"])
+    if gan.averaged is not None:
+        gan.averaged.model.load_state_dict(state["generator_ema"])
+    rng.set_state(state["rng"])
+    torch.set_rng_state(state["torch_rng"])
+    if device.type == "cuda" and "cuda_rng" in state:
+        torch.cuda.set_rng_state(state["cuda_rng"], device)
+    history = []
+    if "history" in state:  # checkpoints from before the history have none
+        history = padded_rows(state["history"].tolist())
+        history_window.load(state["history_window"])
+    return int(state["step"]), float(state["train_seconds"]), history
 
 
 def _set_aside(split_dir: Path, old_seed: int) -> None:

@@ -24,7 +24,7 @@ from ray.cluster_utils import Cluster
 
 from ensemble.coordinator import LaunchRequest, QuietListener, launch
 from manifests.schema import Status
-from tests.helpers import rows_of, wait_for
+from tests.helpers import join_or_fail, rows_of, wait_for
 
 
 def parent_pid(pid: int) -> int:
@@ -51,27 +51,24 @@ def main(run: Path, steps: int, checkpoint_every: int) -> None:
         coordinator = threading.Thread(target=coordinate)
         coordinator.start()
 
-        def checkpointed_row(between: bool):
+        def past_a_checkpoint():
+            """A running split after its first checkpoint: the first report past it, or its
+            second checkpoint (where every report falls on one). An event, not a time window."""
             return next((r for r in rows_of(run).values() if r.status == Status.RUNNING and r.pid
                          and (r.checkpoint_step or 0) >= checkpoint_every
-                         and (r.step > r.checkpoint_step or not between)), None)  # fmt: skip
+                         and (r.step > r.checkpoint_step or r.checkpoint_step >= 2 * checkpoint_every)), None)  # fmt: skip
 
-        # Strike between two checkpoints when a report past one shows it (on a fast machine
-        # reports may all fall on checkpoints: then strike at the next look).
-        wait_for(lambda: checkpointed_row(between=False), timeout=120, what="a split to checkpoint")
-        try:
-            victim = wait_for(lambda: checkpointed_row(between=True), timeout=3, what="")
-        except AssertionError:
-            victim = wait_for(lambda: checkpointed_row(between=False), timeout=30, what="a split to checkpoint")
+        victim = wait_for(past_a_checkpoint, timeout=120, what="a split to train past a checkpoint")
         # A worker process is a child of its node's raylet: that tells which node runs it.
         raylets = {node.all_processes["raylet"][0].process.pid: node for node in workers}
         node = raylets[parent_pid(victim.pid)]
         cluster.remove_node(node, allow_graceful=False)
         state = torch.load(Path(run) / "splits" / f"{victim.split:03d}" / "state.pt", weights_only=True)
-        coordinator.join(timeout=300)
+        join_or_fail(coordinator, 300, "the launch after its node was removed")
         if errors:
             raise errors[0]
-        print(json.dumps({"victim_split": victim.split, "victim_pid": victim.pid, "newest_checkpoint": state["step"]}))
+        print(json.dumps({"victim_split": victim.split, "victim_pid": victim.pid, "victim_step": victim.step,
+                          "newest_checkpoint": state["step"]}))  # fmt: skip
     finally:
         ray.shutdown()
         cluster.shutdown()

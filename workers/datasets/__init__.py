@@ -22,6 +22,8 @@ from workers.datasets.folder import ImageFolderDataset
 from workers.datasets.loaded import LoadedImages
 
 BUILTIN = "builtin"
+IMAGE_CHANNELS = 3
+"""Every dataset yields RGB images (grayscale repeated, palettes and alpha flattened)."""
 
 
 def _split_spec(spec: str) -> tuple[str | None, str]:

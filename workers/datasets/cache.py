@@ -55,7 +55,7 @@ def read_cache(path: Path, key: str) -> LoadedImages | None:
 def write_cache(path: Path, key: str, data: LoadedImages) -> None:
     from safetensors.torch import save_file
 
-    from workers.checkpoints import atomic_write
+    from manifests.atomic_files import atomic_write
 
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {"images": data.images.contiguous(), "labels": data.labels.contiguous()}
