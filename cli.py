@@ -13,8 +13,32 @@ from pathlib import Path
 
 import click
 
-# Spelled out rather than imported: `ensemble --help` must not import the model code.
-PRESET_NAMES = ("paper-128", "paper-64", "cifar-32", "cpu-32")
+from workers.presets import DEFAULT_PRESET, PRESETS, REAL_IMAGES, get_preset  # configs only: no torch, ~30 ms
+
+PRESET_NAMES = tuple(PRESETS)
+
+
+def installed_command() -> list[str]:
+    """How to run this CLI as a user would, from the running interpreter: the `ensemble`
+    script installed beside it (its virtual environment need not be activated), else the
+    module. Used by the benchmarks and the tests that run it as a process."""
+    import shutil
+
+    script = shutil.which("ensemble", path=str(Path(sys.executable).parent))
+    return [script] if script else [sys.executable, "-m", "cli"]
+
+
+def _preset_defaults(field: str) -> str:
+    """`450 for cpu-32, 50000 for the others`: a recipe field of every preset, for --help."""
+    groups: dict[object, list[str]] = {}
+    for name in PRESETS:
+        groups.setdefault(getattr(get_preset(name), field), []).append(name)
+    ordered = sorted(groups.items(), key=lambda item: len(item[1]))
+    parts = [f"{value} for {', '.join(names)}" for value, names in ordered]
+    if len(ordered) > 1:
+        parts[-1] = f"{ordered[-1][0]} for the others"
+    return ", ".join(parts)
+
 
 RUN_OPTION = click.option(
     "--run",
@@ -95,15 +119,15 @@ def main() -> None:
 @RUN_OPTION
 @click.option("--preset", type=click.Choice(PRESET_NAMES),
               help="Model and recipe: paper-128, paper-64 (the paper's ImageNet models), cifar-32 (its CIFAR-10 "
-              "model), cpu-32 (small, for CPUs). [default: cpu-32]")
+              f"model), cpu-32 (small, for CPUs). [default: {DEFAULT_PRESET}]")
 @click.option("--set", "overrides", multiple=True, metavar="FIELD=VALUE",
               help="Change one model field of the preset, e.g. --set loss=hinge --set g_ema=0.999 "
               "(fields: docs/models.md). Repeatable.")
-@click.option("--steps", type=int, help="Training steps per split. [default: the preset's: 450 for cpu-32, 50000 for the "
-              "others; 4000 for --data other than builtin when --preset is left out]")
-@click.option("--batch-size", type=int, help="Images per step. [default: the preset's: 32 for cpu-32, 100 for the others]")
+@click.option("--steps", type=int, help=f"Training steps per split. [default: the preset's: {_preset_defaults('steps')}; "
+              f"{REAL_IMAGES.steps} for --data other than builtin when --preset is left out]")
+@click.option("--batch-size", type=int, help=f"Images per step. [default: the preset's: {_preset_defaults('batch_size')}]")
 @click.option("--seed", type=int, help="Run seed; each split derives its own. [default: 0]")
-@click.option("--checkpoint-every", type=int, help="Steps between checkpoints. [default: the preset's: 200 for cpu-32, 1000 for the others]")
+@click.option("--checkpoint-every", type=int, help=f"Steps between checkpoints. [default: the preset's: {_preset_defaults('checkpoint_every')}]")
 @click.option("--address", help="Existing Ray cluster to use (or RAY_ADDRESS). [default: start a local one]")
 @click.option("--gpus-per-split", type=float, help="GPUs per split, fractions allowed. [default: 1 on a GPU cluster, else 0]")
 @click.option("--cpus-per-split", type=float, default=1.0, show_default=True, help="CPUs per split.")

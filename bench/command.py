@@ -2,8 +2,7 @@
 next to the Python running them (a virtual environment need not be activated)."""
 from __future__ import annotations
 
-import shutil
-import sys
-from pathlib import Path
+from cli import installed_command
 
-ENSEMBLE = shutil.which("ensemble", path=str(Path(sys.executable).parent)) or shutil.which("ensemble") or "ensemble"
+ENSEMBLE = installed_command()
+"""A command line to extend: [*ENSEMBLE, "status", ...]."""

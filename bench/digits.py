@@ -36,14 +36,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from command import ENSEMBLE  # noqa: E402
+
 OUT = Path(__file__).resolve().parent / "out"
 ACCURACY_GOAL = 0.9
 SPREAD_GOAL = 0.7
-
-
-def ensemble_command() -> list[str]:
-    installed = shutil.which("ensemble", path=str(Path(sys.executable).parent)) or shutil.which("ensemble")
-    return [installed] if installed else [sys.executable, str(Path(__file__).resolve().parents[1] / "cli.py")]
 
 
 def load_digits_32(held_out: float, seed: int) -> list[np.ndarray]:
@@ -161,7 +159,7 @@ def main() -> None:
         write_folder(data, train, y_train)
     print(f"digits: {len(train)} training images in {data}, {len(test)} held out")
 
-    cli = ensemble_command()
+    cli = ENSEMBLE
     wall = 0.0
     if not args.skip_launch:
         if run_dir.exists():

@@ -79,7 +79,7 @@ def main() -> None:
         data = args.data
         if data is None and preset.gan.image_size != 32:
             data = str(image_folder(work / "images", preset.gan.image_size))
-        command = [ENSEMBLE, "launch", "--splits", "100" if data is None else "10", "--only", "0,1",
+        command = [*ENSEMBLE, "launch", "--splits", "100" if data is None else "10", "--only", "0,1",
                    "--preset", args.preset, "--run", str(work / "run")]  # fmt: skip
         command += ["--data", data] if data else []
         command += ["--steps", str(args.steps)] if args.steps else []

@@ -40,7 +40,7 @@ FAKE_GPUS = 16
 def builtin_run(work: Path, splits: int) -> list[tuple[str, str]]:
     run = work / "builtin"
     start = time.perf_counter()
-    subprocess.run([ENSEMBLE, "launch", "--splits", str(splits), "--run", str(run)], check=True,
+    subprocess.run([*ENSEMBLE, "launch", "--splits", str(splits), "--run", str(run)], check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     wall = time.perf_counter() - start
     in_task = [r.train_seconds for r in RunDir(run).read_manifest()]

@@ -107,10 +107,10 @@ def bench(dataset: str, args: argparse.Namespace) -> bool:
                *[a for pair in args.overrides or [] for a in ("--set", pair)]]  # fmt: skip
     start = time.monotonic()
     if not args.skip_launch:
-        run([ENSEMBLE, "launch", "--data", images, "--run", run_dir, "--splits", "2", *options], log)
+        run([*ENSEMBLE, "launch", "--data", images, "--run", run_dir, "--splits", "2", *options], log)
     wall = time.monotonic() - start
-    evaluation = json.loads(run([ENSEMBLE, "evaluate", "--run", run_dir, "--json"], log).stdout)
-    status = json.loads(run([ENSEMBLE, "status", "--run", run_dir, "--json"], log).stdout)
+    evaluation = json.loads(run([*ENSEMBLE, "evaluate", "--run", run_dir, "--json"], log).stdout)
+    status = json.loads(run([*ENSEMBLE, "status", "--run", run_dir, "--json"], log).stdout)
     rows = evaluation["classes"]
     print(f"\n{dataset}: {' '.join(options) or 'defaults'}; launch {wall:.0f} s wall; evaluate {evaluation['seconds']:.0f} s")
     for split in status["splits"]:

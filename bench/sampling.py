@@ -33,7 +33,7 @@ def cold(run: Path, out: Path, repeats: int) -> float:
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        subprocess.run([ENSEMBLE, "sample", "--label", LABEL, "--n", str(COUNT), "--run", str(run), "--out", str(out)],
+        subprocess.run([*ENSEMBLE, "sample", "--label", LABEL, "--n", str(COUNT), "--run", str(run), "--out", str(out)],
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
         times.append(time.perf_counter() - start)
     return statistics.median(times)
@@ -86,7 +86,7 @@ def main() -> None:
         run = args.run
         if run is None:
             run = work / "run"
-            subprocess.run([ENSEMBLE, "launch", "--splits", "100", "--only", "41", "--run", str(run)], check=True,
+            subprocess.run([*ENSEMBLE, "launch", "--splits", "100", "--only", "41", "--run", str(run)], check=True,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
         rows = [(f"ensemble sample --label {LABEL} --n {COUNT}: whole process, cold", cold(run, work / "s.png", args.repeats))]
         big = paper_128_weights(work / "paper-128")

@@ -60,7 +60,7 @@ def wall(*args: str, repeats: int) -> float:
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        subprocess.run([ENSEMBLE, *args], check=True, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        subprocess.run([*ENSEMBLE, *args], check=True, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 

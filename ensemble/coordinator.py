@@ -269,13 +269,7 @@ def launch(request: LaunchRequest, listener: LaunchListener) -> LaunchSummary:
     if not todo:
         named = None if request.only is None else count_by_status(splits_named(records, request.only))
         return LaunchSummary(run.root, count_by_status(records), 0, time.monotonic() - start, named)
-    check_requested_resources(cpus_per_split=request.cpus_per_split, gpus_per_split=request.gpus_per_split)
-    holder = live_launch(run.root)
-    if holder is not None:  # the common case, refused before a cluster starts
-        raise LaunchLockedError(refusal(run.root, holder))
-    if not is_new:  # a new run's folder was checked by _prepare
-        run.check_writable()
-    _check_resumable(run, todo)
+    _check_before_cluster(request, run, todo, is_new)
 
     import ray
 
@@ -324,22 +318,42 @@ def launch(request: LaunchRequest, listener: LaunchListener) -> LaunchSummary:
             with _stop_signals() as stop:
                 _drive(pending, board, by_split, records, run, listener, stop, retry_for_quality)
         except KeyboardInterrupt:
-            for ref in pending:
-                ray.cancel(ref, force=True)
-            with contextlib.suppress(Exception):  # Ctrl-C reaches Ray's processes too; the write comes first
-                _drain(board, by_split, run, timeout=2.0)  # the steps reached, for the record
-            for split in pending.values():
-                by_split[split].status = Status.INTERRUPTED
-            run.write_manifest(records)
-            raise Interrupted(
-                f"interrupted: {len(pending)} split(s) stopped, their checkpoints kept; "
-                f"resume with `ensemble launch --run {run.root}`"
-            ) from None
+            _stop_interrupted(pending, board, by_split, records, run)
     finally:
         lock.release()
         if cluster.started_here:
             ray.shutdown()
     return LaunchSummary(run.root, count_by_status(records), len(todo), time.monotonic() - start)
+
+
+def _check_before_cluster(request: LaunchRequest, run: RunDir, todo: list[SplitRecord], is_new: bool) -> None:
+    """Everything that can be refused without a cluster, refused before one starts."""
+    check_requested_resources(cpus_per_split=request.cpus_per_split, gpus_per_split=request.gpus_per_split)
+    holder = live_launch(run.root)
+    if holder is not None:  # the common case; the lock itself is taken once the cluster is up
+        raise LaunchLockedError(refusal(run.root, holder))
+    if not is_new:  # a new run's folder was checked by _prepare
+        run.check_writable()
+    _check_resumable(run, todo)
+
+
+def _stop_interrupted(pending: dict, board, by_split: dict[int, SplitRecord], records: list[SplitRecord],
+                      run: RunDir) -> None:  # fmt: skip
+    """Ctrl-C or SIGTERM: cancel the tasks, record how far they got as interrupted, and raise
+    Interrupted (the CLI's exit code 130)."""
+    import ray
+
+    for ref in pending:
+        ray.cancel(ref, force=True)
+    with contextlib.suppress(Exception):  # Ctrl-C reaches Ray's processes too; the write comes first
+        _drain(board, by_split, run, timeout=2.0)  # the steps reached, for the record
+    for split in pending.values():
+        by_split[split].status = Status.INTERRUPTED
+    run.write_manifest(records)
+    raise Interrupted(
+        f"interrupted: {len(pending)} split(s) stopped, their checkpoints kept; "
+        f"resume with `ensemble launch --run {run.root}`"
+    ) from None
 
 
 def _drain(board, by_split: dict[int, SplitRecord], run: RunDir, timeout: float | None = None) -> bool:

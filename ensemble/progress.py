@@ -1,7 +1,8 @@
 """The progress board: a small actor that workers report to and the coordinator drains.
 
-Workers never write the manifest; they post their latest numbers here (a few times a
-second at most), and the coordinator, its only writer, folds them in.
+Workers never write the manifest; they post their latest numbers here (once a second,
+TrainJob.report_every_seconds, and at each checkpoint), and the coordinator, its only
+writer, folds them in.
 
 The board sees every report, so it is also where steps redone are counted: when an attempt
 starts from a checkpoint behind the furthest step an earlier attempt reported, the

@@ -17,12 +17,16 @@ from workers.presets import DEFAULT_PRESET, REAL_IMAGES, get_preset
 DEFAULT_SPLITS = 100
 DEFAULT_DATA = "builtin"
 DEFAULT_SEED = 0
+SPEC_VERSION = 1
+"""run.json's format; fields added since read with their defaults, so it changes only for a
+field whose absence would mean something else."""
 
 
 @dataclass(frozen=True, kw_only=True)
 class RunSpec:
     data: str
-    """`builtin`, or the absolute path of an image folder."""
+    """`builtin`, the absolute path of an image folder, or `cifar10:ROOT` (cifar100, mnist)
+    with ROOT absolute: normalise_spec's form."""
     splits: int
     num_classes: int
     steps: int
@@ -37,10 +41,18 @@ class RunSpec:
     """The quality guard (workers/guard.py); runs from before it get it on their next launch."""
 
     def to_dict(self) -> dict:
-        return {"version": 1, **dataclasses.asdict(self)}
+        return {"version": SPEC_VERSION, **dataclasses.asdict(self)}
 
     @classmethod
     def from_dict(cls, values: dict) -> "RunSpec":
+        """A run.json's spec. Fields added since it was written take their defaults; one
+        written by a newer release, which may mean something this one cannot honour, is refused."""
+        version = values.get("version", SPEC_VERSION)
+        if not isinstance(version, int) or version > SPEC_VERSION:
+            raise EnsembleError(
+                f"run.json has version {version!r}, newer than this acgan-ensemble reads ({SPEC_VERSION}); "
+                f"upgrade acgan-ensemble to use this run"
+            )
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in names})
 
@@ -99,6 +111,11 @@ def new_spec(*, data: str | None, splits: int | None, num_classes: int, steps: i
     preset_name = preset or DEFAULT_PRESET
     splits = splits or DEFAULT_SPLITS
     gan = model_config(preset_name, overrides or {}, max(1, num_classes // splits))  # classes per model
+    if "g_kernel" in (overrides or {}) and gan["g_upsample"] == "nearest":
+        raise EnsembleError(
+            "--set g_kernel changes G's transposed convolutions, but this model upsamples with nearest neighbours "
+            "and 3x3 convolutions; add --set g_upsample=transpose, or leave g_kernel out"
+        )
     recipe = get_preset(preset_name)
     return RunSpec(
         data=data,

@@ -14,9 +14,12 @@ import pyarrow.parquet as pq
 from manifests.atomic_files import atomic_write_bytes
 
 HISTORY_NAME = "history.parquet"
-METRICS = ("loss_d", "loss_g", "accuracy_real", "accuracy_fake", "d_real", "d_fake")
-"""Per row: both losses; D's class-head accuracy on real images and on G's fakes (how well
-G's images carry their class); D's mean probability of "real" on real and on fake images."""
+METRICS = ("loss_d", "loss_g", "class_accuracy", "class_accuracy_fake", "d_real", "d_fake")
+"""Per row: both losses; D's class-head accuracy on real images (the manifest's
+class_accuracy) and on G's fakes (how well G's images carry their class); D's mean
+probability of "real" on real and on fake images."""
+RENAMED = {"accuracy_real": "class_accuracy", "accuracy_fake": "class_accuracy_fake"}
+"""Columns of histories written before the names matched the manifest's: old -> new."""
 GUARD_METRICS = ("sample_accuracy", "sample_diversity", "quality")
 """On the rows of the steps the quality guard checked (null on the others): the mean over
 classes of the split classifier's accuracy on a fixed batch of samples, the least diverse
@@ -52,6 +55,7 @@ def padded_rows(rows: list[list[float]]) -> list[list[float]]:
 
 
 def read_history(split_dir: Path) -> list[dict]:
+    """The rows of a split's history, with today's column names whatever release wrote it."""
     path = Path(split_dir) / HISTORY_NAME
     table = pq.ParquetFile(pa.BufferReader(path.read_bytes())).read()
-    return table.to_pylist()
+    return table.rename_columns([RENAMED.get(name, name) for name in table.column_names]).to_pylist()

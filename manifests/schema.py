@@ -151,9 +151,6 @@ class SplitRecord:
     def from_row(cls, row: dict) -> "SplitRecord":
         return cls(**row)
 
-    def owns(self, global_label: int) -> bool:
-        return global_label in self.classes
-
 
 _FIELD_NAMES = tuple(f.name for f in dataclasses.fields(SplitRecord))
 

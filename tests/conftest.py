@@ -19,7 +19,9 @@ def ray_cluster():
     """
     import ray
 
-    ray.init(num_cpus=2, num_gpus=FAKE_GPUS, include_dashboard=False, log_to_driver=False,
+    # address="local": a cluster of its own even where `ray start` left /tmp/ray/ray_current_cluster
+    # behind (ray.init() would attach to that one).
+    ray.init(address="local", num_cpus=2, num_gpus=FAKE_GPUS, include_dashboard=False, log_to_driver=False,
              logging_level=logging.ERROR)  # fmt: skip
     yield ray
     ray.shutdown()

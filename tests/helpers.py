@@ -1,8 +1,6 @@
 """Small helpers shared by the tests."""
 from __future__ import annotations
 
-import shutil
-import sys
 import time
 from pathlib import Path
 
@@ -49,13 +47,6 @@ def rows_of(run_dir) -> dict:
     """{split: SplitRecord} of a run's manifest as it is on disk now ({} before the first write)."""
     run = RunDir(run_dir)
     return {r.split: r for r in run.read_manifest()} if run.exists() else {}
-
-
-def cli_command() -> list[str]:
-    """The installed `ensemble` script where the project is installed (as `make test` does it),
-    else the module."""
-    script = shutil.which("ensemble", path=str(Path(sys.executable).parent))
-    return [script] if script else [sys.executable, "-m", "cli"]
 
 
 def wait_for(check, timeout: float, what: str, interval: float = 0.05):

@@ -74,6 +74,8 @@ CASES = [
     Case("--set a wrong type", ["launch", "--set", "g_ema=fast", "--run", "{tmp}/new"], ["bad model config"]),
     Case("--set channels the data lacks", ["launch", "--set", "channels=1", "--run", "{tmp}/new"],
          ["--set channels=1", "every dataset is read as 3-channel RGB"]),
+    Case("--set g_kernel of a model that does not use it", ["launch", "--set", "g_kernel=3", "--run", "{tmp}/new"],
+         ["--set g_kernel changes G's transposed convolutions", "--set g_upsample=transpose"]),
     Case("--set num_classes", ["launch", "--set", "num_classes=5", "--run", "{tmp}/new"],
          ["--set num_classes", "10 classes per split", "--splits"]),
     Case("--set TAC with the paper's class loss", ["launch", "--preset", "cifar-32", "--set", "tac=true", "--run", "{tmp}/new"],
@@ -139,6 +141,8 @@ CASES = [
          setup="foreign_manifest"),
     Case("run.json corrupt", ["launch", "--run", "{run}"], ["run.json is not valid JSON"], setup="corrupt_spec"),
     Case("run.json missing", ["launch", "--run", "{run}"], ["run.json is missing"], setup="remove_spec"),
+    Case("run.json of a newer release", ["launch", "--run", "{run}"], ["run.json has version 2", "upgrade acgan-ensemble"],
+         setup="newer_spec"),
     # -- checkpoints ---------------------------------------------------------------------
     Case("training state carrying pickled code", ["launch", "--run", "{run}", "--only", "42"],
          ["split 42 cannot resume", "a pickled reference to", "never run", "delete"], setup="pickle_payload"),
@@ -193,6 +197,13 @@ def foreign_manifest(places):
 
 def corrupt_spec(places):
     (places["run"] / "run.json").write_text('{"splits": 100,')
+
+
+def newer_spec(places):
+    import json
+
+    spec = json.loads((places["run"] / "run.json").read_text())
+    (places["run"] / "run.json").write_text(json.dumps({**spec, "version": 2}))
 
 
 def remove_spec(places):

@@ -95,11 +95,15 @@ def test_an_address_where_no_cluster_listens_fails_fast(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-def test_the_cli_lists_every_preset():
-    from cli import PRESET_NAMES
-    from workers.presets import PRESETS
+def test_launch_help_gives_every_preset_and_its_recipe_defaults():
+    from workers.presets import PRESETS, get_preset
 
-    assert PRESET_NAMES == tuple(PRESETS)
+    text = " ".join(invoke("launch", "--help").output.split())
+    assert f"[{'|'.join(PRESETS)}]" in text
+    for field, option in (("steps", "--steps"), ("batch_size", "--batch-size"), ("checkpoint_every", "--checkpoint-every")):
+        described = text.rsplit(f"{option} INTEGER", 1)[1].split(" --", 1)[0]  # up to the next option
+        assert f"{getattr(get_preset('cpu-32'), field)} for cpu-32" in described, described
+        assert f"{getattr(get_preset('paper-128'), field)} for the others" in described, described
 
 
 def test_only_naming_finished_splits_says_what_it_selected_and_why_nothing_ran(tmp_path):

@@ -9,7 +9,8 @@ from PIL import Image
 
 from manifests.run_dir import RunDir
 from manifests.schema import Status
-from tests.helpers import assert_one_line_error, cli_command, invoke, rows_of
+from cli import installed_command
+from tests.helpers import assert_one_line_error, invoke, rows_of
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")
 
@@ -120,7 +121,7 @@ def test_the_installed_command_starts_its_own_cluster(tmp_path):
     by the launch (separate from this session's cluster, which it must not attach to)."""
     import subprocess
 
-    command = cli_command()
+    command = installed_command()
     run = str(tmp_path / "run")
 
     def cli(*args, env=None):

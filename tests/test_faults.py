@@ -25,9 +25,9 @@ from ensemble.run_spec import new_spec
 from manifests.launch_lock import LaunchLock
 from manifests.run_dir import RunDir
 from manifests.schema import Status
+from cli import installed_command
 from tests.helpers import (
     assert_one_line_error,
-    cli_command,
     invoke,
     join_or_fail,
     planned_run,
@@ -118,7 +118,7 @@ def test_a_worker_that_dies_on_every_attempt_fails_after_a_bounded_number(tmp_pa
 
 def start_launch(run: Path, only: str) -> subprocess.Popen:
     """`ensemble launch` as a user runs it: its own process (group) and private Ray cluster."""
-    return subprocess.Popen([*cli_command(), "launch", "--splits", "100", "--only", only, "--run", str(run), *LONG],
+    return subprocess.Popen([*installed_command(), "launch", "--splits", "100", "--only", only, "--run", str(run), *LONG],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)  # fmt: skip
 

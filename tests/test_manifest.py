@@ -160,3 +160,16 @@ def test_manifests_of_earlier_versions_read_with_the_new_fields_at_their_default
     run.write_manifest(records)
     assert pq.read_schema(run.manifest_path).metadata[SCHEMA_VERSION_KEY] == SCHEMA_VERSION.encode()
     assert run.read_manifest() == records
+
+
+def test_a_history_written_with_the_old_column_names_reads_with_the_new_ones(tmp_path):
+    from manifests.history import METRICS, RENAMED, read_history, write_history
+
+    write_history(tmp_path, 3, [[10, 1.0, 2.0, 0.5, 0.25, 0.6, 0.4, 1.5, float("nan"), float("nan"), float("nan")]])
+    table = pq.read_table(tmp_path / "history.parquet")
+    old = {new: old for old, new in RENAMED.items()}
+    pq.write_table(table.rename_columns([old.get(n, n) for n in table.column_names]), tmp_path / "history.parquet")
+    assert "accuracy_real" in pq.read_schema(tmp_path / "history.parquet").names
+    (row,) = read_history(tmp_path)
+    assert list(row) == ["split", "step", *METRICS, "train_seconds", "sample_accuracy", "sample_diversity", "quality"]
+    assert (row["class_accuracy"], row["class_accuracy_fake"]) == (0.5, 0.25)

@@ -129,7 +129,7 @@ def test_history_has_a_row_every_n_steps_with_every_metric(tmp_path):
     rows = read_history(tmp_path / "splits" / "041")
     assert [r["step"] for r in rows] == [5, 10, 15, 20] and {r["split"] for r in rows} == {41}
     for row in rows:
-        assert all(0.0 <= row[m] <= 1.0 for m in ("accuracy_real", "accuracy_fake", "d_real", "d_fake"))
+        assert all(0.0 <= row[m] <= 1.0 for m in ("class_accuracy", "class_accuracy_fake", "d_real", "d_fake"))
         assert all(row[m] == row[m] for m in METRICS)  # no NaN
     seconds = [r["train_seconds"] for r in rows]
     assert seconds == sorted(seconds) and seconds[0] > 0

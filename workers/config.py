@@ -33,7 +33,8 @@ class GANConfig:
     g_widths: tuple[int, ...] = (384, 192, 96)
     """Feature maps of the linear layer's output and of each hidden upsampling layer."""
     g_kernel: int = 5
-    """Kernel of G's transposed convolutions (the paper: 5x5, stride 2)."""
+    """Kernel of G's transposed convolutions (the paper: 5x5, stride 2). Unused with
+    g_upsample `nearest`, whose convolutions are 3x3."""
     g_upsample: str = "transpose"
     """`transpose` (the paper's transposed convs) or `nearest` (nearest-neighbour upsampling
     then a 3x3 conv: no checkerboard artefacts)."""

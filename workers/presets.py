@@ -63,6 +63,8 @@ def cpu_32() -> Preset:
         g_project_norm=True, g_class_norm=True, d_widths=(16, 32, 64), d_strides=(2, 2, 2), d_kernel=4,
         d_batchnorm=False, d_dropout=0.0, d_class_loss_on_fake=False, lr=1e-3, g_ema=0.98, precision="auto",
     )  # fmt: skip
+    # g_kernel=4 is unused by nearest upsampling (3x3 convs); kept so that the configs of runs
+    # from before the presets (workers/config.py: _from_version_1) still equal this preset.
     return Preset("cpu-32", gan, 450, 32, "small and fast: the built-in data on CPU in minutes")
 
 
