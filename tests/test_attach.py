@@ -21,7 +21,7 @@ from cli import installed_command
 from manifests.schema import Status
 from tests.helpers import rows_of, wait_for
 
-pytestmark = pytest.mark.faults  # a cluster of its own: slow, run with the fault tests
+pytestmark = pytest.mark.faults  # a cluster of its own, like the fault tests: slower
 
 
 def free_ports(count: int) -> list[int]:

@@ -175,3 +175,21 @@ def test_ensemble_run_names_the_run_when_run_is_left_out(tmp_path, monkeypatch):
     result = CliRunner().invoke(cli.main, ["status", "--summary"], env={"ENSEMBLE_RUN": str(tmp_path / "elsewhere")})
     assert result.exit_code == 0 and "100 splits: 100 succeeded" in result.output, result.output
     assert_one_line_error(CliRunner().invoke(cli.main, ["status"], env={"ENSEMBLE_RUN": ""}), "does not exist")
+
+
+@pytest.mark.parametrize("preset,gpus,asked,tip", [
+    ("cpu-32", 1.0, False, True), ("cifar-32", 1.0, False, True),
+    ("cpu-32", 1.0, True, False),  # the user chose one GPU per split
+    ("cpu-32", 0.125, True, False), ("paper-128", 1.0, False, False), ("cpu-32", 0.0, False, False),
+])  # fmt: skip
+def test_a_launch_that_gives_a_small_model_a_whole_gpu_suggests_sharing_it(preset, gpus, asked, tip, capsys):
+    from cli import LaunchView
+    from ensemble.run_spec import new_spec
+
+    spec = new_spec(data=None, splits=100, num_classes=1000, steps=None, batch_size=None, seed=None,
+                    checkpoint_every=None, preset=preset)  # fmt: skip
+    with LaunchView(gpus_asked=asked) as view:
+        view.launched(cluster(8 if gpus else 0, 8 if gpus else 0), spec, [], gpus)
+    shown = capsys.readouterr().err
+    assert shown.startswith("Training 0 of 100 splits")
+    assert ("tip: one " in shown and "--gpus-per-split 0.125" in shown) == tip, shown

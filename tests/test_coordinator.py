@@ -70,7 +70,7 @@ def test_progress_reports_reach_the_manifest_at_most_once_a_second(tmp_path, mon
         stop_reporting.set()
         reporter.join(10)
     wall = time.monotonic() - start
-    assert len(sent) > 100, len(sent)  # many more reports than writes
+    assert len(sent) > 4 * len(writes), (len(sent), len(writes))  # many more reports than writes
     assert 2 <= len(writes) <= wall / coordinator.MANIFEST_WRITE_INTERVAL_S + 2, (len(writes), wall)
     gaps = [b - a for a, b in zip(writes, writes[1:-1])]  # the last write comes when the task ends
     assert all(g >= coordinator.MANIFEST_WRITE_INTERVAL_S * 0.9 for g in gaps), gaps
