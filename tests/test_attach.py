@@ -39,8 +39,10 @@ def free_ports(count: int) -> list[int]:
 def ray_head():
     """A one-node Ray cluster in its own process group; yields its GCS address."""
     temp_dir = tempfile.mkdtemp(prefix="rh-", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
-    gcs, manager, objects, agent, agent_grpc, env_agent, metrics = free_ports(7)
-    low = free_ports(1)[0]
+    ports = free_ports(7)
+    gcs, manager, objects, agent, agent_grpc, env_agent, metrics = ports
+    # Workers take ports from [low, low + 100]: a range that holds none of the ports above.
+    low = next(p for p in (free_ports(1)[0] for _ in range(100)) if not any(p <= q <= p + 100 for q in ports))
     ray = str(Path(sys.executable).with_name("ray"))
     head = subprocess.Popen(
         [ray, "start", "--head", "--block", "--num-cpus", "2", "--num-gpus", "0", "--include-dashboard", "false",
@@ -48,7 +50,7 @@ def ray_head():
          "--port", str(gcs), "--node-manager-port", str(manager), "--object-manager-port", str(objects),
          "--dashboard-agent-listen-port", str(agent), "--dashboard-agent-grpc-port", str(agent_grpc),
          "--runtime-env-agent-port", str(env_agent), "--metrics-export-port", str(metrics),
-         "--min-worker-port", str(low), "--max-worker-port", str(low + 200)],
+         "--min-worker-port", str(low), "--max-worker-port", str(low + 100)],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
         env={**os.environ, "RAY_AUTH_MODE": "disabled"},
     )  # fmt: skip
