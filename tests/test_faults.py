@@ -59,8 +59,10 @@ def mid_training(run: Path, split: int):
 
 
 def checkpoint_on_disk(run: Path, split: int) -> int:
-    """The step of the split's newest training state on disk (read once its worker is dead)."""
-    return int(torch.load(RunDir(run).split_dir(split) / "state.pt", weights_only=True)["step"])
+    """The step of the split's newest training state on disk (read once its worker is dead);
+    0 for a split killed before its first checkpoint."""
+    path = RunDir(run).split_dir(split) / "state.pt"
+    return int(torch.load(path, weights_only=True)["step"]) if path.exists() else 0
 
 
 def assert_resumed(row, attempts: int, from_step: int, reached: int) -> None:
@@ -168,8 +170,14 @@ def test_a_killed_coordinator_loses_nothing_and_the_next_launch_resumes(tmp_path
     assert relaunch.exit_code == 0, relaunch.output
     after = rows_of(run)
     assert after[first.split] == before[first.split]  # not retrained, not rewritten
+    assert newest[victim.split] >= CHECKPOINT_EVERY
     for split in interrupted:  # the relaunch counts from the manifest's steps: exactly
-        assert_resumed(after[split], attempts=2, from_step=newest[split], reached=before[split].step)
+        if newest[split]:
+            assert_resumed(after[split], attempts=2, from_step=newest[split], reached=before[split].step)
+        else:  # it started after split 2 and had not checkpointed: from scratch, less than an interval lost
+            row = after[split]
+            assert (row.status, row.step, row.attempt, row.resumed_from) == (Status.SUCCEEDED, STEPS, 2, 0), row
+            assert before[split].step < CHECKPOINT_EVERY
         assert after[split].steps_redone == max(0, before[split].step - newest[split])
     assert all(after[s].status == Status.SUCCEEDED for s in range(4))
     print(f"\ncoordinator SIGKILL: {len(interrupted)} split(s) resumed from steps {[newest[s] for s in interrupted]}, "
