@@ -45,11 +45,13 @@ def _preset_defaults(field: str) -> str:
 RUN_OPTION = click.option(
     "--run",
     "run_dir",
-    type=click.Path(path_type=Path),
+    type=str,  # not click.Path: it would fold s3://bucket into s3:/bucket
     default="ensemble-run",
     show_default=True,
     envvar="ENSEMBLE_RUN",
-    help="Run directory (manifest, spec, checkpoints). Env: ENSEMBLE_RUN.",
+    metavar="DIR|URI",
+    help="Run directory (manifest, spec, checkpoints): a local folder or s3://bucket/prefix (any URI pyarrow.fs "
+    "opens: gs://, hdfs://). Env: ENSEMBLE_RUN.",
 )
 
 CHECKPOINT_OPTION = click.option(
@@ -141,7 +143,7 @@ def main() -> None:
 @click.option("--guard/--no-guard", default=None,
               help="Score each checkpoint with the split's real-data classifier, keep the best generator, "
               "flag failing classes. [default: on]")
-def launch(run_dir: Path, **options) -> None:
+def launch(run_dir: str, **options) -> None:
     """Train every unfinished split of a run, one Ray task per split.
 
     A relaunch on the same --run skips succeeded splits and resumes the others from their
@@ -293,7 +295,7 @@ def _parse_split_ids(value: str | None) -> tuple[int, ...] | None:
 @RUN_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (key `splits`: one row per split).")
 @click.option("--summary", is_flag=True, help="Print only the line of counts by status.")
-def status(run_dir: Path, as_json: bool, summary: bool) -> None:
+def status(run_dir: str, as_json: bool, summary: bool) -> None:
     """Show where every split of a run stands.
 
     \b
@@ -330,7 +332,7 @@ def _print_status_table(run_status) -> None:
               help="A torchvision Inception-v3 or ResNet-50 state dict file you have (never downloaded): adds the "
               "paper's 1000-way accuracy over the global labels, for ImageNet runs.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (key `classes`: one row per class).")
-def evaluate(run_dir: Path, only, samples: int, checkpoint: str, classifier_weights: str | None, as_json: bool) -> None:
+def evaluate(run_dir: str, only, samples: int, checkpoint: str, classifier_weights: str | None, as_json: bool) -> None:
     """Score every class of every finished split, offline, with the paper's measures.
 
     Per class: accuracy of the split's own real-data classifier on generated samples (and on
@@ -408,7 +410,7 @@ class EvaluateView:
 @click.option("--out", type=click.Path(path_type=Path), help="A .png path for one grid, or a folder for one PNG per image. [default: samples/label-L.png]")
 @click.option("--scale", type=int, default=1, show_default=True, help="Enlarge each pixel this many times.")
 @CHECKPOINT_OPTION
-def sample(label: str, run_dir: Path, count: int, seed: int, out: Path | None, scale: int, checkpoint: str) -> None:
+def sample(label: str, run_dir: str, count: int, seed: int, out: Path | None, scale: int, checkpoint: str) -> None:
     """Write images of one class, made by the split's generator that owns it.
 
     \b

@@ -13,7 +13,6 @@ writes them as interrupted. Only one launch at a time holds a run's lock.
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import threading
 import time
@@ -32,8 +31,8 @@ from ensemble.errors import EnsembleError, Interrupted
 from ensemble.planning import plan_splits, splits_named
 from ensemble.run_spec import RunSpec, check_positive, check_relaunch, new_spec
 from manifests.errors import first_line, last_line
-from manifests.launch_lock import LaunchLock, LaunchLockedError, live_launch, refusal
-from manifests.run_dir import RunDir
+from manifests.launch_lock import LaunchLockedError, live_launch, lock_for, refusal
+from manifests.run_dir import RunDir, storage_errors, training_states
 from manifests.schema import SplitRecord, Status, count_by_status, utc_now
 from workers.config import TrainJob
 from workers.verdicts import describe_flags
@@ -51,7 +50,8 @@ SEED_STRIDE = 1_000_000_007
 
 @dataclass(frozen=True, kw_only=True)
 class LaunchRequest:
-    run_dir: Path
+    run_dir: str | Path
+    """A local folder or a storage URI (s3://bucket/prefix)."""
     splits: int | None = None
     data: str | None = None
     steps: int | None = None
@@ -81,7 +81,8 @@ class LaunchRequest:
 
 @dataclass(frozen=True)
 class LaunchSummary:
-    run_dir: Path
+    run_dir: object
+    """The run's Location (manifests/storage.py)."""
     counts: dict[str, int]
     submitted: int
     wall_seconds: float
@@ -148,7 +149,9 @@ def _prepare(request: LaunchRequest, run: RunDir) -> tuple[RunSpec, list[SplitRe
         check_relaunch(spec, str(run.root), **given)
         return spec, run.read_manifest(), False
     run.check_writable()
-    if run.root.exists() and any(run.root.iterdir()):
+    with storage_errors(str(run.root)):
+        occupied = run.root.exists() and bool(run.root.list())
+    if occupied:
         raise EnsembleError(f"{run.root} exists and is not an ensemble run; pass a new or empty --run DIR")
     dataset = open_dataset(request.data or BUILTIN)
     spec = new_spec(num_classes=len(dataset.class_names), **given)
@@ -192,9 +195,9 @@ def _apply_progress(record: SplitRecord, drained: Drained, run: RunDir) -> None:
         if fields.get(name) is not None:
             setattr(record, name, fields[name])
     if fields.get("checkpoint"):
-        record.checkpoint = os.path.relpath(fields["checkpoint"], run.root)
+        record.checkpoint = run.relative(fields["checkpoint"])
     if fields.get("best_checkpoint"):
-        record.best_checkpoint = os.path.relpath(fields["best_checkpoint"], run.root)
+        record.best_checkpoint = run.relative(fields["best_checkpoint"])
     record.updated_at = now
 
 
@@ -203,10 +206,10 @@ def _apply_result(record: SplitRecord, result, run: RunDir) -> None:
     record.status = Status.FLAGGED if result.flags else Status.SUCCEEDED
     record.flagged = describe_flags(result.flags) or None
     record.quality, record.best_step = result.quality, result.best_step
-    record.best_checkpoint = os.path.relpath(result.best_path, run.root) if result.best_path else None
+    record.best_checkpoint = run.relative(result.best_path) if result.best_path else None
     record.step = result.step
     record.loss_d, record.loss_g, record.class_accuracy = result.loss_d, result.loss_g, result.class_accuracy
-    record.checkpoint = os.path.relpath(result.generator_path, run.root)
+    record.checkpoint = run.relative(result.generator_path)
     record.checkpoint_step = result.step
     record.device = result.device
     record.train_seconds = result.train_seconds
@@ -246,8 +249,11 @@ def _select(records: list[SplitRecord], only: tuple[int, ...] | None,
 def _check_resumable(run: RunDir, todo: list[SplitRecord]) -> None:
     """Refuse up front, naming the file, a split whose checkpoints are all unusable (truncated,
     foreign, or carrying pickled code), rather than fail it after the cluster has started.
-    Reads only the small pickle part of each file (tensor data stays on disk)."""
-    resuming = [r for r in todo if any(run.split_dir(r.split).glob("state*.pt"))]
+    Reads only the small pickle part of each local file (tensor data stays on disk); on
+    object storage, where a file is never torn, the worker's load is the check."""
+    if not run.root.is_local:
+        return
+    resuming = [r for r in todo if training_states(run.split_dir(r.split)).versions()]
     if not resuming:
         return  # a new run: torch is not imported, which keeps the coordinator at ~1/3 the memory
     from workers.checkpoints import CheckpointError, load_training_state
@@ -276,7 +282,7 @@ def launch(request: LaunchRequest, listener: LaunchListener) -> LaunchSummary:
     from ensemble.progress import start_board
 
     cluster = connect(request.address)
-    lock = LaunchLock(run.root)
+    lock = lock_for(run.root)
     try:
         gpus = choose_gpus_per_split(cluster, request.gpus_per_split)
         check_cpus_per_split(cluster, request.cpus_per_split)
@@ -316,7 +322,7 @@ def launch(request: LaunchRequest, listener: LaunchListener) -> LaunchSummary:
         pending = {submit(record): record.split for record in todo}
         try:
             with _stop_signals() as stop:
-                _drive(pending, board, by_split, records, run, listener, stop, retry_for_quality)
+                _drive(pending, board, by_split, records, run, listener, stop, retry_for_quality, lock.lost)
         except KeyboardInterrupt:
             _stop_interrupted(pending, board, by_split, records, run)
     finally:
@@ -392,7 +398,8 @@ def _stop_signals():
 
 
 def _drive(pending: dict, board, by_split: dict[int, SplitRecord], records: list[SplitRecord],
-           run: RunDir, listener: LaunchListener, stop: threading.Event, retry_for_quality) -> None:  # fmt: skip
+           run: RunDir, listener: LaunchListener, stop: threading.Event, retry_for_quality,
+           lease_lost: threading.Event) -> None:  # fmt: skip
     """Fold worker progress and task results into the manifest until no task is left."""
     import ray
 
@@ -401,6 +408,13 @@ def _drive(pending: dict, board, by_split: dict[int, SplitRecord], records: list
     while pending:
         if stop.is_set():
             raise KeyboardInterrupt
+        if lease_lost.is_set():  # another launch owns the run now: write nothing more
+            for ref in pending:
+                ray.cancel(ref, force=True)
+            raise EnsembleError(
+                f"this launch lost its lease on {run.root} (it could not renew it in time and another launch "
+                f"took the run over); its tasks were stopped, and the other launch carries on"
+            )
         ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=1.0)
         dirty = _drain(board, by_split, run) or dirty
         for ref in ready:
@@ -453,7 +467,7 @@ def _job(spec: RunSpec, record: SplitRecord, run: RunDir) -> TrainJob:
         classes=list(record.classes),
         class_names=list(record.class_names),
         data=spec.data,
-        split_dir=str(run.split_dir(record.split).resolve()),
+        split_dir=str(run.split_dir(record.split).absolute()),
         steps=spec.steps,
         batch_size=spec.batch_size,
         seed=record.seeds[-1] if record.seeds else _base_seed(spec, record),

@@ -12,17 +12,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from manifests.evaluation import counts_by_split, read_evaluation
-from manifests.launch_lock import LaunchHolder, live_launch
-from manifests.run_dir import RunDir
+from manifests.launch_lock import LaunchHolder, launch_holder
+from manifests.run_dir import RunDir, storage_errors
 from manifests.schema import SplitRecord, Status, count_by_status
 
 
 @dataclass(frozen=True)
 class RunStatus:
-    run_dir: Path
+    run_dir: object
+    """The run's Location (manifests/storage.py)."""
     records: list[SplitRecord]
     launch: LaunchHolder | None = None
     """The launch running on this run now, if any."""
+    expired_lease: LaunchHolder | None = None
+    """On object storage: the lease a launch left when it was killed, until another takes it."""
     evaluated: dict[int, dict] | None = None
     """{split: {"classes", "ok", "flagged": {label: verdict}}} once `ensemble evaluate` ran."""
 
@@ -52,7 +55,10 @@ class RunStatus:
             flagged = "".join(f", {n} {v}" for v, n in sorted(verdicts.items()))
             line += f"; evaluated {classes} classes: {ok} ok{flagged}"
         if self.launch is not None:
-            line += f"; launch running (pid {self.launch.pid} on {self.launch.host})"
+            line += f"; launch running (pid {self.launch.pid} on {self.launch.host}{self.launch.lease_text()})"
+        elif self.expired_lease is not None:
+            gone = self.expired_lease
+            line += f"; no launch running (pid {gone.pid} on {gone.host} left a lease{gone.lease_text()})"
         return line
 
     def to_json(self) -> dict:
@@ -62,6 +68,7 @@ class RunStatus:
             "steps_done": self.steps_done,
             "steps_total": self.steps_total,
             "launch": None if self.launch is None else dataclasses.asdict(self.launch),
+            "expired_lease": None if self.expired_lease is None else dataclasses.asdict(self.expired_lease),
             "splits": [_row_json(r, (self.evaluated or {}).get(r.split)) for r in self.records],
         }
 
@@ -85,7 +92,10 @@ def read_status(run_dir: str | Path) -> RunStatus:
     # Probe first: a launch that ends between the two steps has written its final rows (no
     # `running` ones) by the time they are read. Read first, a launch that finished cleanly
     # in between would have its last `running` rows shown as interrupted.
-    launch = live_launch(run.root)
+    run.require()
+    with storage_errors(str(run.root)):
+        holder = launch_holder(run.root)
+    launch = holder if holder is not None and holder.live else None
     records = run.read_manifest()
     if launch is None:
         for record in records:
@@ -93,4 +103,5 @@ def read_status(run_dir: str | Path) -> RunStatus:
                 record.status = Status.INTERRUPTED
                 record.warning = "its launch is no longer running; `ensemble launch` resumes it"
     evaluated = counts_by_split(read_evaluation(run.root)) or None
-    return RunStatus(run.root, records, launch, evaluated)
+    expired = holder if holder is not None and launch is None else None
+    return RunStatus(run.root, records, launch=launch, expired_lease=expired, evaluated=evaluated)

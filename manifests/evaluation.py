@@ -1,19 +1,18 @@
 """RUN/evaluation.parquet: what `ensemble evaluate` measured, one row per class.
 
-Written atomically like the manifest (a temporary file, then os.replace). Evaluating some
+Written whole like the manifest (manifests/storage.py). Evaluating some
 splits replaces their rows and keeps the others'. Read without torch: `ensemble status`
 shows a quality column from it.
 """
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from manifests.atomic_files import atomic_write_bytes
 from manifests.run_dir import RunDirError
+from manifests.storage import Location, location
 
 EVALUATION_NAME = "evaluation.parquet"
 
@@ -38,11 +37,11 @@ EVALUATION_SCHEMA = pa.schema([
 ])  # fmt: skip
 
 
-def evaluation_path(run_root: Path) -> Path:
-    return Path(run_root) / EVALUATION_NAME
+def evaluation_path(run_root: "Location | str") -> Location:
+    return location(run_root) / EVALUATION_NAME
 
 
-def read_evaluation(run_root: Path) -> list[dict]:
+def read_evaluation(run_root: "Location | str") -> list[dict]:
     """The rows, or [] when the run has not been evaluated."""
     path = evaluation_path(run_root)
     if not path.is_file():
@@ -56,7 +55,7 @@ def read_evaluation(run_root: Path) -> list[dict]:
     return table.to_pylist()
 
 
-def write_evaluation(run_root: Path, rows: list[dict]) -> Path:
+def write_evaluation(run_root: "Location | str", rows: list[dict]) -> Location:
     """Replace the rows of the splits in `rows`, keep the rest; sorted by label."""
     evaluated = {row["split"] for row in rows}
     kept = [row for row in read_evaluation(run_root) if row["split"] not in evaluated]
@@ -64,7 +63,7 @@ def write_evaluation(run_root: Path, rows: list[dict]) -> Path:
     buffer = io.BytesIO()
     pq.write_table(pa.Table.from_pylist(merged, schema=EVALUATION_SCHEMA), buffer)
     path = evaluation_path(run_root)
-    atomic_write_bytes(path, buffer.getvalue())
+    path.write_bytes(buffer.getvalue())
     return path
 
 

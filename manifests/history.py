@@ -6,12 +6,11 @@ resumable state never disagree); read it with pyarrow or pandas to draw curves.
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from manifests.atomic_files import atomic_write_bytes
+from manifests.storage import Location, location
 
 HISTORY_NAME = "history.parquet"
 METRICS = ("loss_d", "loss_g", "class_accuracy", "class_accuracy_fake", "d_real", "d_fake")
@@ -36,7 +35,7 @@ HISTORY_SCHEMA = pa.schema(
 )
 
 
-def write_history(split_dir: Path, split: int, rows: list[list[float]]) -> Path:
+def write_history(split_dir: "Location | str", split: int, rows: list[list[float]]) -> Location:
     """rows: ROW_WIDTH values each (see ROW_WIDTH); a NaN guard figure is written as null."""
     columns = list(zip(*rows)) if rows else [[] for _ in range(ROW_WIDTH)]
     arrays = [pa.array([split] * len(rows), pa.int32()), pa.array([int(s) for s in columns[0]], pa.int64())]
@@ -44,8 +43,8 @@ def write_history(split_dir: Path, split: int, rows: list[list[float]]) -> Path:
     arrays += [pa.array([None if v != v else v for v in column], pa.float64()) for column in columns[len(METRICS) + 2 :]]
     buffer = io.BytesIO()
     pq.write_table(pa.Table.from_arrays(arrays, schema=HISTORY_SCHEMA), buffer)
-    path = Path(split_dir) / HISTORY_NAME
-    atomic_write_bytes(path, buffer.getvalue())
+    path = location(split_dir) / HISTORY_NAME
+    path.write_bytes(buffer.getvalue())
     return path
 
 
@@ -54,8 +53,8 @@ def padded_rows(rows: list[list[float]]) -> list[list[float]]:
     return [row + [float("nan")] * (ROW_WIDTH - len(row)) for row in rows]
 
 
-def read_history(split_dir: Path) -> list[dict]:
+def read_history(split_dir: "Location | str") -> list[dict]:
     """The rows of a split's history, with today's column names whatever release wrote it."""
-    path = Path(split_dir) / HISTORY_NAME
+    path = location(split_dir) / HISTORY_NAME
     table = pq.ParquetFile(pa.BufferReader(path.read_bytes())).read()
     return table.rename_columns([RENAMED.get(name, name) for name in table.column_names]).to_pylist()

@@ -8,6 +8,10 @@ can be taken" means "no launch is alive" with no stale-lock clean-up. Readers su
 `ensemble status` probe it with a shared lock held for microseconds and never create it.
 flock works across hosts on NFSv4 and most cluster file systems (it is emulated with
 POSIX locks there); on a file system without locking, probes report no launch.
+
+A run on object storage has no flock: on S3 a lease object with conditional writes plays its
+part (manifests/lease.py); other stores offer none that pyarrow can use, and a launch there
+says so and goes on unguarded. lock_for() and launch_holder() pick the right one.
 """
 from __future__ import annotations
 
@@ -16,11 +20,14 @@ import fcntl
 import json
 import os
 import socket
+import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from manifests.run_dir import RunDirError
+from manifests.storage import Location, location
 
 LOCK_NAME = "launch.lock"
 # A status probe holds a shared lock for microseconds; a launch retries for this long
@@ -37,11 +44,31 @@ class LaunchHolder:
     pid: int | None
     host: str | None
     started_at: str | None
+    lease_age_s: float | None = None
+    """On object storage: seconds since the holder last renewed its lease, and the lease's
+    time to live; a lease older than its ttl is expired (its launch is gone)."""
+    lease_ttl_s: float | None = None
+    lease_holder_exited: bool = False
+    """The lease's holder ran on this host and has exited: the lease is over at once."""
+
+    @property
+    def live(self) -> bool:
+        return self.lease_age_s is None or (self.lease_age_s < self.lease_ttl_s and not self.lease_holder_exited)
 
     def describe(self) -> str:
         if self.pid is None:
             return "another `ensemble launch`"
         return f"another `ensemble launch` (pid {self.pid} on {self.host}, since {self.started_at})"
+
+    def lease_text(self) -> str:
+        """'; lease renewed 4 s ago, live' for a lease; '' for a lock."""
+        if self.lease_age_s is None:
+            return ""
+        if self.lease_holder_exited:
+            state = "its process has exited"
+        else:
+            state = "live" if self.live else f"expired (ttl {self.lease_ttl_s:.0f} s)"
+        return f"; lease renewed {self.lease_age_s:.0f} s ago, {state}"
 
 
 def _read_holder(path: Path) -> LaunchHolder:
@@ -58,6 +85,7 @@ class LaunchLock:
     def __init__(self, run_root: Path):
         self.path = Path(run_root) / LOCK_NAME
         self._fd: int | None = None
+        self.lost = threading.Event()  # never set: the kernel holds a flock until its holder exits
 
     def acquire(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -95,8 +123,54 @@ def refusal(run_root: Path, holder: LaunchHolder) -> str:
     return f"{holder.describe()} is running {run_root}; wait for it to end or stop it, then launch again"
 
 
-def live_launch(run_root: Path) -> LaunchHolder | None:
+class Unguarded:
+    """A store without conditional writes: launches are not kept apart, and the user is told."""
+
+    def __init__(self, run_root: Location):
+        self.run_root = run_root
+        self.lost = threading.Event()
+
+    def acquire(self) -> None:
+        scheme = str(self.run_root).split("://", 1)[0]
+        print(f"warning: {scheme}:// offers no conditional write this tool can use, so a second launch on "
+              f"{self.run_root} would not be refused; run one launch at a time", file=sys.stderr)  # fmt: skip
+
+    def release(self) -> None:
+        pass
+
+
+def lock_for(run_root: "Location | str | os.PathLike"):
+    """The run's launch guard: a flock locally, a lease on S3, none elsewhere (said so)."""
+    root = location(run_root)
+    if root.is_local:
+        return LaunchLock(root.path)
+    if str(root).startswith("s3://"):
+        from manifests.lease import S3Lease
+
+        return S3Lease(root)
+    return Unguarded(root)
+
+
+def launch_holder(run_root: "Location | str | os.PathLike") -> LaunchHolder | None:
+    """Who holds the run's launch lock or lease now (a lease possibly expired), or None."""
+    root = location(run_root)
+    if root.is_local:
+        return _flock_holder(root.path)
+    if str(root).startswith("s3://"):
+        from manifests.lease import holder_of, read_lease
+
+        lease = read_lease(root)
+        return None if lease is None else holder_of(lease)
+    return None
+
+
+def live_launch(run_root: "Location | str | os.PathLike") -> LaunchHolder | None:
     """Who holds the run's launch lock now, or None when no launch is alive."""
+    holder = launch_holder(run_root)
+    return holder if holder is not None and holder.live else None
+
+
+def _flock_holder(run_root: Path) -> LaunchHolder | None:
     path = Path(run_root) / LOCK_NAME
     try:
         fd = os.open(path, os.O_RDONLY)

@@ -1,34 +1,46 @@
-"""A run directory on disk: its spec, its manifest and each split's checkpoint folder.
+"""A run directory, on local disk or object storage: its spec, its manifest and each
+split's checkpoint folder.
 
     RUN/
       run.json             what was launched (data, splits, steps, model config, seed)
       manifest.parquet     one row per split; written only by the coordinator
       splits/041/          split 41's checkpoints (written only by its worker)
 
-Every file is written through manifests/atomic_files.py: a reader at any instant sees a
-whole old file or a whole new one, never a partial write, and a power loss neither.
+Every file is read and written through manifests/storage.py: a reader at any instant sees
+a whole old file or a whole new one, never a partial write, and a power loss neither.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
 import tempfile
-from pathlib import Path
+import uuid
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from manifests.atomic_files import atomic_write_bytes
 from manifests.errors import UserError, first_line
+from manifests.storage import Location, StorageError, VersionedFile, location
 from manifests.schema import MANIFEST_SCHEMA, SCHEMA_VERSION, SCHEMA_VERSION_KEY, SplitRecord, columns_of_version
 
 MANIFEST_NAME = "manifest.parquet"
 SPEC_NAME = "run.json"
+STATE_NAME = "state.pt"
+PREVIOUS_STATE_NAME = "state.prev.pt"
+STATE_POINTER_NAME = "state.json"
+"""A split's training state: the newest and the previous (on object storage, two uploads
+named by the pointer; workers/checkpoints.py writes and reads them)."""
 
 
 class RunDirError(UserError):
     """A run directory, manifest or spec that cannot be used as it is."""
+
+
+def training_states(split_dir: "Location | str") -> VersionedFile:
+    """A split's training state file, newest and previous, on any storage."""
+    return VersionedFile(location(split_dir), STATE_NAME, PREVIOUS_STATE_NAME, STATE_POINTER_NAME)
 
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
@@ -51,26 +63,51 @@ def _rows(table: pa.Table) -> list[dict]:
     return rows
 
 
+@contextlib.contextmanager
+def storage_errors(what: str):
+    """An unreachable store or a denied request becomes one line naming `what`."""
+    try:
+        yield
+    except StorageError as exc:
+        raise RunDirError(str(exc)) from None
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise RunDirError(f"cannot read or write {what}: {first_line(exc, 300)}") from None
+
+
 class RunDir:
-    def __init__(self, root: str | os.PathLike):
-        self.root = Path(root)
+    def __init__(self, root: "str | os.PathLike | Location"):
+        with storage_errors(str(root)):
+            self.root = location(root)
 
     @property
-    def manifest_path(self) -> Path:
+    def manifest_path(self) -> Location:
         return self.root / MANIFEST_NAME
 
     @property
-    def spec_path(self) -> Path:
+    def spec_path(self) -> Location:
         return self.root / SPEC_NAME
 
-    def split_dir(self, split_id: int) -> Path:
+    def split_dir(self, split_id: int) -> Location:
         return self.root / "splits" / f"{split_id:03d}"
 
+    def relative(self, file: str) -> str:
+        """A file's path as the manifest records it: relative to the run, wherever it lives."""
+        return location(file).relative_to(self.root)
+
     def exists(self) -> bool:
-        return self.manifest_path.is_file()
+        with storage_errors(str(self.root)):
+            return self.manifest_path.is_file()
 
     def require(self) -> None:
         """Raise a RunDirError that says what to do when this is not a launched run."""
+        with storage_errors(str(self.root)):
+            self._require()
+
+    def _require(self) -> None:
+        if not self.root.is_local:
+            self.root.require_bucket()
         if self.root.exists() and not self.root.is_dir():
             raise RunDirError(f"--run {self.root} is a file, not a run directory; pass the folder a launch used")
         if not self.root.exists():
@@ -86,9 +123,20 @@ class RunDir:
 
     def check_writable(self) -> None:
         """Fail before any work starts when the run cannot be written, leaving nothing behind."""
-        if self.root.exists() and not self.root.is_dir():
-            raise RunDirError(f"--run {self.root} is a file; pass a folder for the run")
-        existing = self.root.absolute()
+        with storage_errors(str(self.root)):
+            if not self.root.is_local:
+                self.root.require_bucket()
+                probe = self.root / f".write-probe-{uuid.uuid4().hex}"  # written and removed at once
+                try:
+                    probe.write_bytes(b"")
+                    probe.unlink()
+                except OSError as exc:
+                    raise RunDirError(f"cannot write the run {self.root} ({first_line(exc, 300)}); "
+                                      f"check the credentials' permissions on it") from None  # fmt: skip
+                return
+            if self.root.exists() and not self.root.is_dir():
+                raise RunDirError(f"--run {self.root} is a file; pass a folder for the run")
+        existing = self.root.path.absolute()
         while not existing.exists():
             existing = existing.parent
         if not existing.is_dir():
@@ -104,15 +152,15 @@ class RunDir:
     # -- spec ---------------------------------------------------------------------------
     def read_spec(self) -> dict:
         try:
-            return json.loads(self.spec_path.read_text())
+            with storage_errors(str(self.spec_path)):
+                return json.loads(self.spec_path.read_text())
         except FileNotFoundError:
             raise RunDirError(f"{self.spec_path} is missing; the run cannot be resumed") from None
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise RunDirError(f"{self.spec_path} is not valid JSON ({exc}); restore or remove it") from None
 
     def write_spec(self, spec: dict) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(self.spec_path, (json.dumps(spec, indent=2, sort_keys=True) + "\n").encode())
+        self.spec_path.write_text(json.dumps(spec, indent=2, sort_keys=True) + "\n")
 
     # -- manifest -----------------------------------------------------------------------
     def read_manifest(self) -> list[SplitRecord]:
@@ -145,5 +193,4 @@ class RunDir:
         table = pa.Table.from_pylist([r.to_row() for r in records], schema=MANIFEST_SCHEMA)
         sink = pa.BufferOutputStream()
         pq.write_table(table, sink)
-        self.root.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(self.manifest_path, sink.getvalue().to_pybytes())
+        self.manifest_path.write_bytes(sink.getvalue().to_pybytes())

@@ -1,12 +1,31 @@
 from __future__ import annotations
 
 import logging
+import os
+import socket
+import uuid
 
 import pytest
 
 from workers.datasets.drawing import render_class
 
 FAKE_GPUS = 4
+S3_BUCKET = "acgan-tests"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+# Set before any Ray cluster or `ensemble` process starts, so that all of them inherit it:
+# every S3 request of the test session goes to its own server on 127.0.0.1, never to AWS.
+S3_ENDPOINT = f"http://127.0.0.1:{_free_port()}"
+for _name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3"):
+    os.environ.pop(_name, None)
+os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1",
+                  AWS_ENDPOINT_URL=S3_ENDPOINT, AWS_EC2_METADATA_DISABLED="true")  # fmt: skip
 
 
 @pytest.fixture(scope="session")
@@ -39,3 +58,31 @@ def image_folder(tmp_path):
         for i, image in enumerate(render_class(label, 12)):
             Image.fromarray(image.permute(1, 2, 0).numpy()).save(folder / f"{i:03d}.png")
     return root
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A real S3 server for the session: moto's, threaded, on 127.0.0.1, with one bucket."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # a line per request otherwise
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=int(S3_ENDPOINT.rsplit(":", 1)[1]), verbose=False)
+    server.start()
+    boto3.client("s3").create_bucket(Bucket=S3_BUCKET)
+    yield S3_ENDPOINT
+    server.stop()
+
+
+@pytest.fixture
+def s3_prefix(s3_server) -> str:
+    """A fresh, empty prefix of the session's bucket: s3://acgan-tests/<random>."""
+    return f"s3://{S3_BUCKET}/{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(params=["local", "s3"])
+def run_at(request, tmp_path):
+    """Where the test's run lives: a local folder, then a prefix on the session's S3 server."""
+    if request.param == "local":
+        return tmp_path / "run"
+    return request.getfixturevalue("s3_prefix") + "/run"

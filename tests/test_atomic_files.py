@@ -79,7 +79,7 @@ def test_training_state_generator_cache_and_manifest_all_go_through_it(tmp_path,
     info = GeneratorInfo(config=config, step=2, split=0, classes=[0, 1], class_names=["a", "b"])
     weights = save_generator(split_dir, Generator(config), info)
     assert_durable(disk_events, weights)
-    assert_durable(disk_events, weights.with_suffix(".json"))
+    assert_durable(disk_events, weights.path.with_suffix(".json"))
 
     cache = split_dir / "images-32.safetensors"
     write_cache(cache, "key", LoadedImages(images=torch.zeros(2, 3, 32, 32, dtype=torch.uint8),

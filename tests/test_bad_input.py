@@ -168,11 +168,11 @@ def trained_run(tmp_path_factory) -> Path:
         torch.set_num_threads(1)
         result = train_split(_job(spec, records[split], run), device=torch.device("cpu"))
         records[split].status, records[split].step, records[split].attempt = status, result.step, 1
-        records[split].checkpoint = os.path.relpath(result.generator_path, run.root)
+        records[split].checkpoint = run.relative(result.generator_path)
         records[split].checkpoint_step = result.step
     run.write_spec(spec.to_dict())
     run.write_manifest(records)
-    return run.root
+    return run.root.path
 
 
 # -- setups: each breaks one thing --------------------------------------------------------

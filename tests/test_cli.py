@@ -157,12 +157,12 @@ def finished_run(root):
 def test_a_relaunch_repeating_the_stored_options_is_accepted(tmp_path):
     """--data, --splits, --preset and --set equal to what run.json holds are not a change."""
     run = finished_run(tmp_path / "run")
-    before = {p.name: p.read_bytes() for p in run.root.iterdir() if p.is_file()}
+    before = {p.name: p.read_bytes() for p in run.root.path.iterdir() if p.is_file()}
     result = invoke("launch", "--run", run.root, "--data", "builtin", "--splits", "100", "--preset", "cpu-32",
                     "--set", "loss=bce", "--set", "g_ema=0.98", "--guard")  # fmt: skip
     assert result.exit_code == 0, result.output
     assert result.output.startswith("Nothing to do: every split of"), result.output
-    assert {p.name: p.read_bytes() for p in run.root.iterdir() if p.is_file()} == before
+    assert {p.name: p.read_bytes() for p in run.root.path.iterdir() if p.is_file()} == before
 
 
 def test_ensemble_run_names_the_run_when_run_is_left_out(tmp_path, monkeypatch):

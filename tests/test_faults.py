@@ -6,6 +6,9 @@ Each run trains long enough (STEPS at batch 8, ~10 s on 2 cores) that the fault 
 mid-training, after a checkpoint (one every CHECKPOINT_EVERY steps, ~2 s). The proof that
 no more than one interval is lost: the resumed attempt starts from exactly the newest
 checkpoint on disk at the fault (`resumed_from`); a restart from scratch would start at 0.
+
+The kills and Ctrl-C run twice: with the run on local disk, and on the session's S3 server
+(`run_at`), where checkpoints are uploads named by a pointer and the launch guard is a lease.
 """
 from __future__ import annotations
 
@@ -58,11 +61,14 @@ def mid_training(run: Path, split: int):
     return row
 
 
-def checkpoint_on_disk(run: Path, split: int) -> int:
-    """The step of the split's newest training state on disk (read once its worker is dead);
-    0 for a split killed before its first checkpoint."""
-    path = RunDir(run).split_dir(split) / "state.pt"
-    return int(torch.load(path, weights_only=True)["step"]) if path.exists() else 0
+def checkpoint_on_disk(run, split: int) -> int:
+    """The step of the split's newest training state in its storage (read once its worker is
+    dead); 0 for a split killed before its first checkpoint."""
+    from workers.checkpoints import load_training_state
+
+    loaded = load_training_state(RunDir(run).split_dir(split))
+    assert loaded is None or loaded.newest, loaded and loaded.warning  # a kill never tears the newest
+    return int(loaded.state["step"]) if loaded else 0
 
 
 def assert_resumed(row, attempts: int, from_step: int, reached: int) -> None:
@@ -76,8 +82,8 @@ def assert_resumed(row, attempts: int, from_step: int, reached: int) -> None:
 
 
 @pytest.mark.usefixtures("ray_cluster")
-def test_a_killed_worker_is_retried_and_resumes_from_its_checkpoint(tmp_path):
-    run = tmp_path / "run"
+def test_a_killed_worker_is_retried_and_resumes_from_its_checkpoint(run_at):
+    run = run_at
     request = LaunchRequest(run_dir=run, splits=100, only=(41,), steps=STEPS, batch_size=8,
                             checkpoint_every=CHECKPOINT_EVERY, gpus_per_split=0, guard=False)  # fmt: skip
     outcome = {}
@@ -93,7 +99,7 @@ def test_a_killed_worker_is_retried_and_resumes_from_its_checkpoint(tmp_path):
     assert outcome["summary"].counts["succeeded"] == 1
     assert_resumed(row, attempts=2, from_step=newest, reached=victim.step)
     assert row.pid != victim.pid and row.error is None
-    print(f"\nworker SIGKILL: resumed from step {newest}, steps redone {row.steps_redone}")
+    print(f"\nworker SIGKILL ({storage_of(run)}): resumed from step {newest}, steps redone {row.steps_redone}")
 
 
 @pytest.mark.usefixtures("ray_cluster")
@@ -118,7 +124,11 @@ def test_a_worker_that_dies_on_every_attempt_fails_after_a_bounded_number(tmp_pa
     assert "the worker died on all 2 attempt(s)" in row.error and "relaunch to resume" in row.error
 
 
-def start_launch(run: Path, only: str) -> subprocess.Popen:
+def storage_of(run) -> str:
+    return "s3" if str(run).startswith("s3://") else "local"
+
+
+def start_launch(run, only: str) -> subprocess.Popen:
     """`ensemble launch` as a user runs it: its own process (group) and private Ray cluster."""
     return subprocess.Popen([*installed_command(), "launch", "--splits", "100", "--only", only, "--run", str(run), *LONG],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -135,8 +145,8 @@ def stop_group(process: subprocess.Popen) -> None:
 
 
 @pytest.mark.usefixtures("ray_cluster")
-def test_a_killed_coordinator_loses_nothing_and_the_next_launch_resumes(tmp_path):
-    run = tmp_path / "run"
+def test_a_killed_coordinator_loses_nothing_and_the_next_launch_resumes(run_at):
+    run = run_at
     coordinator = start_launch(run, "0-3")
     try:
         first = wait_for(lambda: next((r for r in rows_of(run).values() if r.status == Status.SUCCEEDED), None),
@@ -162,6 +172,8 @@ def test_a_killed_coordinator_loses_nothing_and_the_next_launch_resumes(tmp_path
     # no launch holds the lock, so status shows those splits as interrupted.
     between = json.loads(invoke("status", "--run", run, "--json").output)
     assert between["launch"] is None and between["counts"]["running"] == 0
+    if storage_of(run) == "s3":  # the lease it could not release, over since its holder exited
+        assert between["expired_lease"]["pid"] == coordinator.pid and between["expired_lease"]["lease_holder_exited"]
     interrupted = [s["split"] for s in between["splits"] if s["status"] == Status.INTERRUPTED]
     assert victim.split in interrupted
     assert all(before[s].status == Status.RUNNING for s in interrupted)
@@ -180,14 +192,15 @@ def test_a_killed_coordinator_loses_nothing_and_the_next_launch_resumes(tmp_path
             assert before[split].step < CHECKPOINT_EVERY
         assert after[split].steps_redone == max(0, before[split].step - newest[split])
     assert all(after[s].status == Status.SUCCEEDED for s in range(4))
-    print(f"\ncoordinator SIGKILL: {len(interrupted)} split(s) resumed from steps {[newest[s] for s in interrupted]}, "
+    print(f"\ncoordinator SIGKILL ({storage_of(run)}): {len(interrupted)} split(s) resumed from steps {[newest[s] for s in interrupted]}, "
           f"steps redone {[after[s].steps_redone for s in interrupted]}, succeeded splits retrained: 0")  # fmt: skip
 
 
 @pytest.mark.usefixtures("ray_cluster")
-@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
-def test_ctrl_c_or_sigterm_stops_the_jobs_writes_the_manifest_and_the_next_launch_resumes(tmp_path, how):
-    run = tmp_path / "run"
+@pytest.mark.parametrize("run_at, how", [("local", "ctrl-c"), ("local", "sigterm"), ("s3", "ctrl-c")],
+                         indirect=["run_at"])  # fmt: skip
+def test_ctrl_c_or_sigterm_stops_the_jobs_writes_the_manifest_and_the_next_launch_resumes(run_at, how):
+    run = run_at
     coordinator = start_launch(run, "5,6")
     try:
         victim = mid_training(run, 5)
@@ -210,7 +223,7 @@ def test_ctrl_c_or_sigterm_stops_the_jobs_writes_the_manifest_and_the_next_launc
     resumed = rows_of(run)[5]
     assert_resumed(resumed, attempts=2, from_step=newest, reached=stopped[5].step)
     assert resumed.steps_redone == stopped[5].step - newest  # the relaunch counts from the manifest: exactly
-    print(f"\n{how}: resumed from step {newest}, steps redone {rows_of(run)[5].steps_redone}")
+    print(f"\n{how} ({storage_of(run)}): resumed from step {newest}, steps redone {rows_of(run)[5].steps_redone}")
 
 
 def test_a_removed_node_s_splits_finish_on_the_remaining_nodes(tmp_path):

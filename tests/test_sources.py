@@ -170,7 +170,7 @@ def count_decodes(monkeypatch) -> list[str]:
 def test_decoded_images_are_cached_and_redecoded_when_the_data_changes(image_folder, tmp_path, monkeypatch):
     cache_dir = tmp_path / "split"
     first = load_split_images(str(image_folder), [1, 2], 16, cache_dir=cache_dir)
-    cached = cache_path(cache_dir, 16)
+    cached = cache_path(cache_dir, 16).path
     assert cached.is_file()
     cached_inode = cached.stat().st_ino
     decoded = count_decodes(monkeypatch)

@@ -11,7 +11,9 @@
     generator.best.json         seed the split was trained with), its JSON holding the scores
     classifier.safetensors    the split's real-data classifier (workers/quality.py)
 
-Each file is written under a temporary name and moved into place atomically.
+Each file is written whole or not at all (manifests/storage.py). On object storage, where
+nothing can be renamed, state.pt and state.prev.pt are instead two uploads named by a
+pointer, state.json: state-STEP-TOKEN.pt (manifests/storage.VersionedFile).
 """
 from __future__ import annotations
 
@@ -19,19 +21,17 @@ import json
 import pickle
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, safe_open, save_file
+from safetensors.torch import load, save_file
 
-from manifests.atomic_files import atomic_write
 from manifests.errors import UserError, first_line
+from manifests.run_dir import PREVIOUS_STATE_NAME, STATE_NAME, STATE_POINTER_NAME, training_states  # noqa: F401
+from manifests.storage import Location, location
 from workers.config import GANConfig
 from workers.model import Generator
 
-STATE_NAME = "state.pt"
-PREVIOUS_STATE_NAME = "state.prev.pt"
 BAD_STATE_NAME = "state.bad.pt"
 """Where a state.pt that resume had to skip is moved, for inspection."""
 GENERATOR_WEIGHTS = "generator.safetensors"
@@ -44,29 +44,29 @@ class CheckpointError(UserError):
     """A checkpoint that is missing, unreadable or inconsistent."""
 
 
-def save_training_state(split_dir: Path, state: dict) -> Path:
-    """Write state.pt, keeping the one it replaces as state.prev.pt.
+def save_training_state(split_dir: "Location | str", state: dict) -> Location:
+    """Write a new newest training state, keeping the one it replaces as the previous.
 
-    A kill between the two renames leaves state.prev.pt alone, which resume falls back to.
+    A kill at any instant leaves the newest or the previous whole, which resume falls back to.
     """
-    split_dir.mkdir(parents=True, exist_ok=True)
-    path = split_dir / STATE_NAME
-
-    atomic_write(path, lambda tmp: torch.save(state, tmp), keep_previous=split_dir / PREVIOUS_STATE_NAME)
-    return path
+    return training_states(split_dir).write(lambda tmp: torch.save(state, tmp), tag=f"{int(state['step']):08d}")
 
 
 @dataclass(frozen=True)
 class LoadedState:
     state: dict
-    path: Path
+    path: Location
+    newest: bool
+    """False when the newest file was unusable and the previous one was loaded instead."""
     warning: str | None
     """Set when the newest file was unusable and an older one was loaded instead."""
 
 
-def _load_state_file(path: Path, mmap: bool = False) -> dict:
+def _load_state_file(file: Location, mmap: bool = False) -> dict:
+    path = str(file)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+        with file.reading() as local:
+            state = torch.load(local, map_location="cpu", weights_only=True, mmap=mmap and file.is_local)
     except pickle.UnpicklingError as exc:
         found = re.search(r"GLOBAL ([\w.]+)", str(exc))
         what = f"a pickled reference to {found.group(1)}" if found else "pickled objects other than tensors"
@@ -78,24 +78,23 @@ def _load_state_file(path: Path, mmap: bool = False) -> dict:
     return state
 
 
-def load_training_state(split_dir: Path, mmap: bool = False) -> LoadedState | None:
+def load_training_state(split_dir: "Location | str", mmap: bool = False) -> LoadedState | None:
     """The newest usable training state, or None when the split has not checkpointed yet.
 
-    Falls back from a bad state.pt to state.prev.pt; raises CheckpointError naming every
-    bad file when no usable one is left. `mmap` leaves tensor data on disk (a cheap check).
+    Falls back from a bad newest file to the previous one; raises CheckpointError naming
+    every bad file when no usable one is left. `mmap` leaves tensor data on local disk (a
+    cheap check).
     """
+    split_dir = location(split_dir)
     problems: list[str] = []
-    for name in (STATE_NAME, PREVIOUS_STATE_NAME):
-        path = split_dir / name
-        if not path.exists():
-            continue
+    for i, path in enumerate(training_states(split_dir).versions()):
         try:
             state = _load_state_file(path, mmap)
         except CheckpointError as exc:
             problems.append(str(exc))
             continue
-        warning = f"resumed from {name} at step {state['step']}: {problems[0]}" if problems else None
-        return LoadedState(state, path, warning)
+        warning = f"resumed from {path.name} at step {state['step']}: {problems[0]}" if problems else None
+        return LoadedState(state, path, i == 0, warning)
     if problems:
         raise CheckpointError(
             f"{'; '.join(problems)}; no usable checkpoint is left: delete {split_dir} to retrain this split"
@@ -114,17 +113,17 @@ class GeneratorInfo:
     """The guard's scores of this generator (best checkpoints): seed, score, per-class figures."""
 
 
-def info_path_of(weights_path: Path) -> Path:
+def info_path_of(weights_path: "Location | str") -> Location:
     """generator.safetensors -> generator.json; generator.best.safetensors -> generator.best.json."""
-    return Path(weights_path).with_suffix(".json")
+    weights_path = location(weights_path)
+    return weights_path.parent / (weights_path.name.rsplit(".", 1)[0] + ".json")
 
 
-def save_generator(split_dir: Path, generator: Generator, info: GeneratorInfo,
-                   file_name: str = GENERATOR_WEIGHTS) -> Path:  # fmt: skip
-    split_dir.mkdir(parents=True, exist_ok=True)
+def save_generator(split_dir: "Location | str", generator: Generator, info: GeneratorInfo,
+                   file_name: str = GENERATOR_WEIGHTS) -> Location:  # fmt: skip
     weights = {name: t.detach().cpu().contiguous() for name, t in generator.state_dict().items()}
-    weights_path = split_dir / file_name
-    atomic_write(weights_path, lambda tmp: save_file(weights, tmp, metadata={"step": str(info.step)}))
+    weights_path = location(split_dir) / file_name
+    weights_path.write_with(lambda tmp: save_file(weights, tmp, metadata={"step": str(info.step)}))
     document = {
         "format": FORMAT,
         "version": 1,
@@ -136,25 +135,38 @@ def save_generator(split_dir: Path, generator: Generator, info: GeneratorInfo,
     }
     if info.quality is not None:
         document["quality"] = info.quality
-    info_path = info_path_of(weights_path)
-    atomic_write(info_path, lambda tmp: Path(tmp).write_text(json.dumps(document, indent=2) + "\n"))
+    info_path_of(weights_path).write_text(json.dumps(document, indent=2) + "\n")
     return weights_path
 
 
-def load_generator(weights_path: Path, device: str = "cpu") -> tuple[Generator, GeneratorInfo]:
+def safetensors_metadata(data: bytes) -> dict:
+    """The __metadata__ of a safetensors file's bytes: an 8-byte little-endian header length,
+    then the JSON header (the format's specification)."""
+    size = int.from_bytes(data[:8], "little")
+    if size == 0 or len(data) < 8 + size:
+        raise ValueError("not a safetensors file: its header is empty or cut short")
+    try:
+        header = json.loads(data[8 : 8 + size])
+    except ValueError:
+        raise ValueError("not a safetensors file: its header is not JSON") from None
+    return (header.get("__metadata__") if isinstance(header, dict) else None) or {}
+
+
+def load_generator(weights_path: "Location | str", device: str = "cpu") -> tuple[Generator, GeneratorInfo]:
     """Rebuild a generator from its safetensors file and the JSON beside it, in eval mode."""
-    weights_path = Path(weights_path)
+    weights_path = location(weights_path)
     info_path = info_path_of(weights_path)
     try:
         document = json.loads(info_path.read_text())
         if document.get("format") != FORMAT:
             raise ValueError(f"format is {document.get('format')!r}, expected {FORMAT!r}")
         config = GANConfig.from_dict(document["config"])
-        with safe_open(str(weights_path), framework="pt") as f:
-            step = int((f.metadata() or {}).get("step", document["step"]))
-        weights = load_file(str(weights_path), device=device)
+        data = weights_path.read_bytes()
+        step = int(safetensors_metadata(data).get("step", document["step"]))
+        weights = {name: t.to(device) for name, t in load(data).items()}
     except FileNotFoundError as exc:
-        raise CheckpointError(f"generator checkpoint file {exc.filename} is missing") from None
+        missing = exc.filename or (info_path if not info_path.exists() else weights_path)
+        raise CheckpointError(f"generator checkpoint file {missing} is missing") from None
     except (OSError, ValueError, KeyError, TypeError, SafetensorError) as exc:
         raise CheckpointError(f"generator checkpoint {weights_path} is unreadable ({exc})") from None
     generator = Generator(config).to(device)
@@ -174,7 +186,7 @@ def load_generator(weights_path: Path, device: str = "cpu") -> tuple[Generator, 
     return generator, info
 
 
-def read_generator_info(weights_path: Path) -> dict | None:
+def read_generator_info(weights_path: "Location | str") -> dict | None:
     """The JSON beside a generator's weights, or None when there is none (or it is unreadable)."""
     try:
         return json.loads(info_path_of(weights_path).read_text())

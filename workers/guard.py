@@ -8,7 +8,7 @@ trains with), so scores compare across retries: the best file is the best of all
 """
 from __future__ import annotations
 
-from pathlib import Path
+from manifests.storage import location
 
 import torch
 
@@ -30,7 +30,7 @@ class QualityGuard:
     def __init__(self, job: TrainJob, config: GANConfig, images: torch.Tensor, labels: torch.Tensor,
                  device: torch.device):  # fmt: skip
         self.job, self.config = job, config
-        self.split_dir = Path(job.split_dir)
+        self.split_dir = location(job.split_dir)
         seed = job.split if job.guard_seed is None else job.guard_seed
         self.yardstick = load_or_train_yardstick(self.split_dir, images.cpu(), labels.cpu(), config.num_classes, seed,
                                                  device, classifier_steps(job.steps))  # fmt: skip

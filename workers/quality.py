@@ -21,13 +21,16 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from workers.verdicts import COLLAPSED, LOW_ACCURACY, MEMORISED, OK, VERDICTS  # noqa: F401 (re-exported)
+
+if TYPE_CHECKING:
+    from manifests.storage import Location
 
 CLASSIFIER_WEIGHTS = "classifier.safetensors"
 CLASSIFIER_FORMAT = "acgan-ensemble/classifier"
@@ -200,30 +203,31 @@ def _measure_real(model: SplitClassifier, images: torch.Tensor, labels: torch.Te
     return accuracy, pixel_spread, feature_spread
 
 
-def load_or_train_yardstick(split_dir: Path, images: torch.Tensor, labels: torch.Tensor, num_classes: int,
+def load_or_train_yardstick(split_dir: "Location | str", images: torch.Tensor, labels: torch.Tensor, num_classes: int,
                             seed: int, device: torch.device, steps: int) -> Yardstick:  # fmt: skip
     """The split's classifier from split_dir when it was trained on these very images, else
     trained now and saved there (atomically)."""
     from safetensors import SafetensorError
-    from safetensors.torch import load_file, safe_open, save_file
+    from safetensors.torch import load, save_file
 
-    from manifests.atomic_files import atomic_write
+    from manifests.storage import location
+    from workers.checkpoints import safetensors_metadata
 
-    path = Path(split_dir) / CLASSIFIER_WEIGHTS
+    path = location(split_dir) / CLASSIFIER_WEIGHTS
     key = data_key(images, labels)
     model = None
     if path.is_file():
         try:
-            with safe_open(str(path), framework="pt") as f:
-                metadata = f.metadata() or {}
+            data = path.read_bytes()
+            metadata = safetensors_metadata(data)
             if metadata.get("format") == CLASSIFIER_FORMAT and metadata.get("key") == key:
-                weights = load_file(str(path), device=str(device))
+                weights = {name: t.to(device) for name, t in load(data).items()}
                 held_out = weights.pop("held_out").cpu().bool()
                 with torch.random.fork_rng(devices=[]):  # its init must not move the GAN's random stream
                     model = SplitClassifier(images.shape[-1], images.shape[1], num_classes).to(device)
                 model.load_state_dict(weights)
                 model.eval()
-        except (SafetensorError, OSError, RuntimeError, KeyError):
+        except (SafetensorError, OSError, RuntimeError, KeyError, ValueError):
             model = None  # damaged or foreign: trained again and rewritten
     if model is None:
         held_out = held_out_mask(labels, seed)
@@ -231,7 +235,6 @@ def load_or_train_yardstick(split_dir: Path, images: torch.Tensor, labels: torch
         tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         tensors["held_out"] = held_out.to(torch.uint8)
         metadata = {"format": CLASSIFIER_FORMAT, "key": key, "seed": str(seed), "steps": str(steps)}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+        path.write_with(lambda tmp: save_file(tensors, tmp, metadata=metadata))
     measured = _measure_real(model, images, labels, held_out, num_classes, device)
     return Yardstick(model, held_out, *measured)

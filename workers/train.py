@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 import os
 import time
-from pathlib import Path
 from typing import Callable
 
 import torch
@@ -17,15 +16,15 @@ import torch
 from workers.checkpoints import (
     BAD_STATE_NAME,
     GENERATOR_WEIGHTS,
-    PREVIOUS_STATE_NAME,
-    STATE_NAME,
     CheckpointError,
     GeneratorInfo,
     load_training_state,
     save_generator,
     save_training_state,
+    training_states,
 )
 from manifests.history import GUARD_METRICS, HISTORY_NAME, METRICS, ROW_WIDTH, padded_rows, write_history
+from manifests.storage import Location, location
 from workers.config import GANConfig, TrainJob, TrainResult
 from workers.datasets import load_split_images
 from workers.guard import QualityGuard
@@ -92,7 +91,7 @@ def train_split(job: TrainJob, report: Report | None = None, device: torch.devic
     report = report or (lambda event: None)
     device = device or pick_device(prefer_cuda=True)
     device_label = device_label or describe_device(device)
-    split_dir = Path(job.split_dir)
+    split_dir = location(job.split_dir)
     config = GANConfig.from_dict({**job.gan, "num_classes": len(job.classes)})
 
     torch.manual_seed(job.seed)  # init, dropout, noise and augmentation; saved and restored below
@@ -182,17 +181,17 @@ def train_split(job: TrainJob, report: Report | None = None, device: torch.devic
     )
 
 
-def _state_to_resume(split_dir: Path, config: GANConfig, seed: int) -> tuple[dict | None, str | None, bool]:
+def _state_to_resume(split_dir: Location, config: GANConfig, seed: int) -> tuple[dict | None, str | None, bool]:
     """The training state this attempt continues from (None: start at step 0), the warning
     to report when an unusable newest file was skipped, and whether this is a new seed."""
     loaded = load_training_state(split_dir)
     if loaded is None:
         return None, None, False
     state = loaded.state
-    if loaded.path.name == PREVIOUS_STATE_NAME and (split_dir / STATE_NAME).exists():
+    if not loaded.newest:
         # Kept for inspection, and out of the way: the next save must not rotate it over
-        # the good state.prev.pt.
-        os.replace(split_dir / STATE_NAME, split_dir / BAD_STATE_NAME)
+        # the good previous one.
+        training_states(split_dir).discard_newest(keep_as=split_dir / BAD_STATE_NAME)
     if GANConfig.from_dict(state["config"]) != config:
         raise CheckpointError(f"{split_dir} holds a checkpoint of another model config; use a new --run")
     if int(state.get("seed", seed)) != seed:
@@ -249,9 +248,8 @@ def _restore(state: dict, gan: GAN, rng: torch.Generator, history_window: _Windo
     return int(state["step"]), float(state["train_seconds"]), history
 
 
-def _set_aside(split_dir: Path, old_seed: int) -> None:
-    for name in (STATE_NAME, PREVIOUS_STATE_NAME):
-        (split_dir / name).unlink(missing_ok=True)
+def _set_aside(split_dir: Location, old_seed: int) -> None:
+    training_states(split_dir).remove_all()
     history = split_dir / HISTORY_NAME
     if history.exists():
-        os.replace(history, split_dir / f"history.seed-{old_seed}.parquet")
+        history.move(split_dir / f"history.seed-{old_seed}.parquet")

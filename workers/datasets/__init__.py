@@ -4,7 +4,8 @@
     cifar10:ROOT       CIFAR-10 / CIFAR-100 / MNIST from a local torchvision root
     cifar100:ROOT      (workers/datasets/arrays.py)
     mnist:ROOT
-    PATH               an image folder, one subfolder per class (ImageNet's train/ included)
+    PATH               an image folder, one subfolder per class (ImageNet's train/ included),
+                       local or on object storage (s3://bucket/imagenet/train, gs://...)
 
 Every dataset has class_names, class_ids (what `--label` accepts besides names and
 indices) and load_classes(classes, image_size); those that are costly to decode also have
@@ -15,6 +16,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from manifests.storage import is_uri
 from workers.datasets.arrays import SOURCES
 from workers.datasets.builtin import BuiltinDataset
 from workers.datasets.errors import DatasetError
@@ -36,7 +38,8 @@ def normalise_spec(spec: str) -> str:
     if spec == BUILTIN:
         return spec
     kind, path = _split_spec(spec)
-    path = os.path.abspath(os.path.expanduser(path))
+    if not is_uri(path):
+        path = os.path.abspath(os.path.expanduser(path))
     return f"{kind}:{path}" if kind else path
 
 
@@ -45,14 +48,18 @@ def open_dataset(spec: str):
         return BuiltinDataset()
     kind, path = _split_spec(spec)
     if kind is not None:
+        if is_uri(path):
+            raise DatasetError(f"--data {spec}: {kind} is read from a local folder only; copy it to each node, or "
+                               f"pass an image folder (one subfolder per class) on object storage")  # fmt: skip
         if not Path(path).is_dir():
             raise DatasetError(f"--data {spec}: {path} is not a folder; pass {kind}:ROOT, ROOT being torchvision's root")
         return SOURCES[kind](path)
     return ImageFolderDataset(spec)
 
 
-def load_split_images(spec: str, classes: list[int], image_size: int, cache_dir: Path | None = None) -> LoadedImages:
-    """One split's images; decoded once, then read from cache_dir on later attempts."""
+def load_split_images(spec: str, classes: list[int], image_size: int, cache_dir=None) -> LoadedImages:
+    """One split's images; decoded once, then read from cache_dir (a path, URI or
+    Location) on later attempts."""
     from workers.datasets.cache import cache_key, cache_path, read_cache, write_cache
 
     dataset = open_dataset(spec)

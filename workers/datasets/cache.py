@@ -10,23 +10,28 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from pathlib import Path
 
+from manifests.storage import Entry, Location, location
 from workers.datasets.loaded import LoadedImages
 
 CACHE_VERSION = "1"
 
 
-def cache_path(cache_dir: Path, image_size: int) -> Path:
-    return Path(cache_dir) / f"images-{image_size}.safetensors"
+def cache_path(cache_dir: "Location | str", image_size: int) -> Location:
+    return location(cache_dir) / f"images-{image_size}.safetensors"
 
 
-def fingerprint_files(paths) -> str:
+def fingerprint_files(files: "list[Entry]") -> str:
     """Changes when any of these files is added, removed, replaced or touched."""
     digest = hashlib.sha1()
-    for path in paths:
-        stat = os.stat(path)
-        digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    for entry in files:
+        if not isinstance(entry, Entry):
+            entry = Entry(location(entry), is_dir=False)
+        size, mtime_ns = entry.size, entry.mtime_ns
+        if size is None:  # a local listing leaves the stat to here
+            stat = os.stat(str(entry.location))
+            size, mtime_ns = stat.st_size, stat.st_mtime_ns
+        digest.update(f"{entry.location}\0{size}\0{mtime_ns}\n".encode())
     return digest.hexdigest()
 
 
@@ -35,14 +40,15 @@ def cache_key(source: str, fingerprint: str, classes: list[int], image_size: int
     return hashlib.sha1(text.encode()).hexdigest()
 
 
-def read_cache(path: Path, key: str) -> LoadedImages | None:
+def read_cache(path: Location, key: str) -> LoadedImages | None:
     """The cached images, or None when there are none for this key (or the file is damaged)."""
     from safetensors import SafetensorError, safe_open
 
+    path = location(path)
     if not path.exists():
         return None
     try:
-        with safe_open(str(path), framework="pt") as f:
+        with path.reading() as local, safe_open(local, framework="pt") as f:
             metadata = f.metadata() or {}
             if metadata.get("key") != key:
                 return None
@@ -52,11 +58,8 @@ def read_cache(path: Path, key: str) -> LoadedImages | None:
         return None  # decoded again and rewritten
 
 
-def write_cache(path: Path, key: str, data: LoadedImages) -> None:
+def write_cache(path: Location, key: str, data: LoadedImages) -> None:
     from safetensors.torch import save_file
 
-    from manifests.atomic_files import atomic_write
-
-    path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {"images": data.images.contiguous(), "labels": data.labels.contiguous()}
-    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={"key": key, "skipped": str(data.skipped)}))
+    location(path).write_with(lambda tmp: save_file(tensors, tmp, metadata={"key": key, "skipped": str(data.skipped)}))

@@ -2,6 +2,9 @@
 
     ROOT/n01440764/*.JPEG, ROOT/n01443537/*.JPEG, ...
 
+ROOT is a local folder or a prefix on object storage (s3://bucket/imagenet/train), listed
+and read through manifests/storage.py.
+
 Class index = position of the folder name in sorted order, so ImageNet's training folder
 gives the standard 1000 class indices; its classes are then named as torchvision names
 them ("balloon"), and their WordNet ids are kept as class ids. Other folders' classes are
@@ -10,10 +13,13 @@ become RGB, centre-cropped to a square and resized to the model's resolution.
 """
 from __future__ import annotations
 
+import io
 import os
 import re
-from pathlib import Path
+from concurrent.futures import ThreadPoolExecutor
 
+from manifests.errors import first_line
+from manifests.storage import Entry, Location, StorageError, location
 from workers.datasets.cache import fingerprint_files
 from workers.datasets.errors import DatasetError
 from workers.datasets.loaded import LoadedImages
@@ -21,6 +27,8 @@ from workers.datasets.loaded import LoadedImages
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 WORDNET_ID = re.compile(r"n\d{8}")
 IMAGENET_CLASSES = 1000
+LISTING_THREADS = 16
+"""Class folders listed at once: on object storage each listing is a round trip."""
 
 
 def _is_image(name: str) -> bool:
@@ -34,7 +42,7 @@ def imagenet_class_names() -> list[str]:
     return list(ResNet18_Weights.IMAGENET1K_V1.meta["categories"])
 
 
-def _layout_hint(root: Path, class_dirs: list) -> str:
+def _layout_hint(root: Location, class_dirs: list) -> str:
     names = {entry.name for entry in class_dirs}
     if {"train", "val"} <= names:
         return f"; it looks like a dataset's top folder: pass --data {root / 'train'}"
@@ -42,27 +50,39 @@ def _layout_hint(root: Path, class_dirs: list) -> str:
 
 
 class ImageFolderDataset:
-    def __init__(self, root: str | os.PathLike):
-        self.root = Path(root)
+    def __init__(self, root: "str | os.PathLike | Location"):
+        try:
+            self.root = location(root)
+            self._open()
+        except StorageError as exc:
+            raise DatasetError(f"--data {root}: {exc}") from None
+        except OSError as exc:
+            raise DatasetError(f"cannot list the data folder {root}: {first_line(exc, 300)}") from None
+
+    def _open(self) -> None:
         self.name = str(self.root)
+        if not self.root.is_local:
+            self.root.require_bucket()
         if not self.root.exists():
             raise DatasetError(f"data folder {self.root} does not exist; pass --data PATH or --data builtin")
         if not self.root.is_dir():
             raise DatasetError(f"--data {self.root} is a file; it must be a folder with one subfolder per class")
-        entries = list(os.scandir(self.root))
+        entries = self.root.list()
         self.class_dirs = sorted(
-            (e for e in entries if e.is_dir() and not e.name.startswith(".")), key=lambda e: e.name
+            (e for e in entries if e.is_dir and not e.name.startswith(".")), key=lambda e: e.name
         )
         if not self.class_dirs:
-            loose = sum(e.is_file() and _is_image(e.name) for e in entries)
+            loose = sum(not e.is_dir and _is_image(e.name) for e in entries)
             found = f"it holds {loose} image files directly, " if loose else ""
             raise DatasetError(
                 f"data folder {self.root} has no class subfolders; {found}expected {self.root}/<class>/<image files>"
             )
-        for entry in self.class_dirs:
-            if not any(_is_image(f.name) for f in os.scandir(entry.path) if f.is_file()):
+        with ThreadPoolExecutor(max_workers=LISTING_THREADS) as pool:
+            self._files = list(pool.map(self._list_images, self.class_dirs))
+        for entry, files in zip(self.class_dirs, self._files):
+            if not files:
                 raise DatasetError(
-                    f"class folder {entry.path} holds no image files ({', '.join(IMAGE_EXTENSIONS[:4])}, ...)"
+                    f"class folder {entry.location} holds no image files ({', '.join(IMAGE_EXTENSIONS[:4])}, ...)"
                     + _layout_hint(self.root, self.class_dirs)
                 )
         self.class_ids = [entry.name for entry in self.class_dirs]
@@ -70,18 +90,23 @@ class ImageFolderDataset:
         self.is_imagenet = len(self.class_ids) == IMAGENET_CLASSES and all(map(WORDNET_ID.fullmatch, self.class_ids))
         self.class_names = imagenet_class_names() if self.is_imagenet else list(self.class_ids)
 
-    def files(self, class_index: int) -> list[str]:
-        folder = self.class_dirs[class_index].path
-        return sorted(os.path.join(folder, f.name) for f in os.scandir(folder) if f.is_file() and _is_image(f.name))
+    @staticmethod
+    def _list_images(folder: Entry) -> list[Entry]:
+        files = (f for f in folder.location.list() if not f.is_dir and _is_image(f.name))
+        return sorted(files, key=lambda f: f.name)
+
+    def files(self, class_index: int) -> list[Entry]:
+        """The class's image files, sorted by name (listed once, when the dataset opened)."""
+        return self._files[class_index]
 
     def fingerprint(self, classes: list[int]) -> str:
-        return fingerprint_files(path for class_index in classes for path in self.files(class_index))
+        return fingerprint_files(f for class_index in classes for f in self.files(class_index))
 
     def load_classes(self, classes: list[int], image_size: int) -> LoadedImages:
         import torch
         from concurrent.futures import ThreadPoolExecutor
 
-        jobs = [(path, local) for local, c in enumerate(classes) for path in self.files(c)]
+        jobs = [(f.location, local) for local, c in enumerate(classes) for f in self.files(c)]
         # PIL releases the GIL while it decodes and resizes, so threads decode in parallel.
         with ThreadPoolExecutor(max_workers=max(1, torch.get_num_threads())) as pool:
             decoded = list(pool.map(lambda job: _decode(job[0], image_size), jobs))
@@ -95,13 +120,15 @@ class ImageFolderDataset:
         return LoadedImages(images=images, labels=torch.tensor([local for _, local in kept]), skipped=skipped)
 
 
-def _decode(path: str, image_size: int):
+def _decode(file: Location, image_size: int):
     """(3, S, S) uint8, or None for a file that cannot be decoded (counted as skipped)."""
     import torch
     from PIL import Image, ImageOps
 
+    # Read outside the try: a store that fails to answer is an error, not a skipped image.
+    source = file.path if file.is_local else io.BytesIO(file.read_bytes())
     try:
-        with Image.open(path) as img:
+        with Image.open(source) as img:
             img.draft("RGB", (image_size, image_size))  # JPEG: decode at a reduced scale, much faster
             img = ImageOps.fit(_to_rgb(img), (image_size, image_size), Image.BILINEAR)
             array = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8)
