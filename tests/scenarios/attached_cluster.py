@@ -8,7 +8,7 @@ command is a process of its own, as a user on a login node would run it:
 1. a launch of 4 splits: they train on both worker nodes (a split's worker process is a
    child of its node's raylet), and `ensemble status` and `ensemble sample` from other
    processes read the run from S3;
-2. a launch killed with SIGKILL mid-training: Ray ends its job, killing its split tasks; the
+2. a launch (of a second run, with longer splits) killed with SIGKILL mid-training: Ray ends its job, killing its split tasks; the
    cluster stays up; `status` shows the splits interrupted and the lease its holder left;
    a relaunch resumes each split from its newest checkpoint.
 
@@ -79,10 +79,11 @@ def main(run: str, steps: int, checkpoint_every: int) -> None:
         sample = ensemble("sample", "--label", "7", "--run", run, "--out", os.path.join(sys.argv[4], "s.png"))
         seen["sample"] = sample.stdout.strip().splitlines()[0] if sample.returncode == 0 else sample.stderr
 
-        # 2. A coordinator killed mid-training on the attached cluster.
+        # 2. A coordinator killed mid-training on the attached cluster (a run of longer splits).
+        run = run + "-long"
         long = subprocess.Popen([*installed_command(), "launch", "--splits", "100", "--only", "4,5", "--run", run,
                                  "--steps", str(steps), "--checkpoint-every", str(checkpoint_every), *common],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+                                stdout=subprocess.DEVNULL, stderr=open(os.path.join(sys.argv[4], "long.err"), "w"))  # fmt: skip
 
         def past_a_checkpoint():
             row = rows_of(run).get(4)
