@@ -14,6 +14,7 @@ label router, and routing one label (a name and an index, averaged over 10,000 l
 from __future__ import annotations
 
 import argparse
+import os
 import datetime as dt
 import random
 import shutil
@@ -83,7 +84,7 @@ def main() -> None:
         print(f"{'splits':>7}  {'measure':<34} {'median':>10}  goal")
         for splits in sizes:
             run = finished_run(work / f"run-{splits}", splits)
-            size_kb = run.manifest_path.stat().st_size / 1024
+            size_kb = os.path.getsize(run.manifest_path) / 1024
             goal = GOALS.get(splits)
             for label, extra in (("ensemble status", ()), ("ensemble status --summary", ("--summary",)),
                                  ("ensemble status --json", ("--json",))):  # fmt: skip

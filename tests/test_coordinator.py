@@ -65,7 +65,7 @@ def test_progress_reports_reach_the_manifest_at_most_once_a_second(tmp_path, mon
     pending = {works_then_fails.remote(4.0): 7}
     try:
         coordinator._drive(pending, board, {r.split: r for r in records}, records, run, QuietListener(),
-                           threading.Event(), lambda record, result: False)  # fmt: skip
+                           threading.Event(), lambda record, result: False, threading.Event())  # fmt: skip
     finally:
         stop_reporting.set()
         reporter.join(10)
