@@ -246,3 +246,17 @@ def test_readers_of_an_s3_run_see_a_whole_manifest_while_it_is_rewritten(s3_pref
         t.join(30)
     assert not errors, errors[:3]
     assert all(len(set(steps)) == 1 for steps in seen) and len(seen) > 5  # whole versions only
+
+
+def test_a_store_without_conditional_writes_is_said_so_in_one_line_and_not_guarded(capsys):
+    """pyarrow's in-memory mock:// store stands for gs://, hdfs:// and the like: no lease there."""
+    from manifests.launch_lock import Unguarded
+
+    root = location("mock://bucket/run")
+    guard = lock_for(root)
+    assert isinstance(guard, Unguarded)
+    guard.acquire()
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("warning: mock:// offers no conditional write") and str(root) in lines[0]
+    assert "run one launch at a time" in lines[0] and launch_holder(root) is None
+    guard.release()
