@@ -22,6 +22,7 @@ secret is refused, so that none is ever stored in run.json or printed.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -275,7 +276,13 @@ class ObjectLocation(Location):
 
         return self._info().type == pafs.FileType.Directory
 
+    @property
+    def _on_s3(self) -> bool:
+        return self.base.startswith("s3://")
+
     def read_bytes(self) -> bytes:
+        if self._on_s3:
+            return _read_s3_object(self, lambda body: body.read())
         with self.fs.open_input_stream(self.path) as f:
             return f.read()
 
@@ -298,8 +305,12 @@ class ObjectLocation(Location):
         """A local copy to read with libraries that want a file name, deleted afterwards."""
         with scratch_dir() as folder:
             tmp = os.path.join(folder, self.name)
-            with self.fs.open_input_stream(self.path) as source, open(tmp, "wb") as target:
-                shutil.copyfileobj(source, target, 8 << 20)
+            with open(tmp, "wb") as target:
+                if self._on_s3:
+                    _read_s3_object(self, lambda body: shutil.copyfileobj(body, target, 8 << 20))
+                else:
+                    with self.fs.open_input_stream(self.path) as source:
+                        shutil.copyfileobj(source, target, 8 << 20)
             yield tmp
 
     def list(self) -> list[Entry]:
@@ -313,7 +324,7 @@ class ObjectLocation(Location):
         ]
 
     def unlink(self) -> None:
-        if self.base.startswith("s3://"):
+        if self._on_s3:
             # boto3, not pyarrow: pyarrow's delete leaves an empty "folder/" marker object
             # behind when it removes a folder's last file (apache/arrow#36275).
             s3_client().delete_object(Bucket=self.bucket, Key=self.key)
@@ -327,6 +338,24 @@ class ObjectLocation(Location):
 
     def mkdir(self) -> None:
         pass  # object stores have no folders: a key's prefix is made with the key
+
+
+def _read_s3_object(file: ObjectLocation, consume):
+    """One GET, so one version of the object, whole. Not pyarrow's reader: it asks for the
+    size first (HEAD), then for byte ranges, and an object replaced in between (the manifest,
+    a generator) is read as the new object cut at the old one's length."""
+    import botocore.exceptions
+
+    try:
+        body = s3_client().get_object(Bucket=file.bucket, Key=file.key)["Body"]
+        with contextlib.closing(body):
+            return consume(body)
+    except botocore.exceptions.ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            raise FileNotFoundError(errno.ENOENT, "no such object", str(file)) from None
+        raise OSError(f"cannot read {file}: {first_line(exc)}") from None
+    except botocore.exceptions.BotoCoreError as exc:  # the connection, mid-request or mid-body
+        raise OSError(f"cannot read {file}: {first_line(exc)}") from None
 
 
 _S3_CLIENTS: dict[str | None, object] = {}
