@@ -8,7 +8,8 @@ Faults: a worker or node that dies is retried by Ray (max_retries) and resumes f
 checkpoint; a coordinator that dies takes its private local cluster with it (Ray ties
 those processes' fate to the driver) and leaves rows `running`, which `ensemble status`
 shows as interrupted once the run's launch lock is free; Ctrl-C stops the tasks and
-writes them as interrupted. Only one launch at a time holds a run's lock.
+writes them as interrupted. Only one launch at a time holds a run's lock (on S3, its lease:
+manifests/lease.py).
 """
 from __future__ import annotations
 
