@@ -144,7 +144,7 @@ def lock_for(run_root: "Location | str | os.PathLike"):
     root = location(run_root)
     if root.is_local:
         return LaunchLock(root.path)
-    if str(root).startswith("s3://"):
+    if root.on_s3:
         from manifests.lease import S3Lease
 
         return S3Lease(root)
@@ -156,7 +156,7 @@ def launch_holder(run_root: "Location | str | os.PathLike") -> LaunchHolder | No
     root = location(run_root)
     if root.is_local:
         return _flock_holder(root.path)
-    if str(root).startswith("s3://"):
+    if root.on_s3:
         from manifests.lease import holder_of, read_lease
 
         lease = read_lease(root)

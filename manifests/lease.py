@@ -26,7 +26,7 @@ import threading
 from dataclasses import dataclass
 
 from manifests.errors import first_line
-from manifests.storage import ObjectLocation, StorageError
+from manifests.storage import ObjectLocation, StorageError, s3_client
 
 LEASE_NAME = "launch.lease"
 TTL_S = 30.0
@@ -64,12 +64,6 @@ class Lease:
         return self.age_s < self.ttl_s and not self.holder_exited
 
 
-def _client():
-    from manifests.storage import s3_client
-
-    return s3_client()
-
-
 def _is_precondition_failure(exc) -> bool:
     import botocore.exceptions
 
@@ -79,14 +73,13 @@ def _is_precondition_failure(exc) -> bool:
                                                             "NoSuchKey", "404", "412", "409")  # fmt: skip
 
 
-def read_lease(root: ObjectLocation, client=None) -> Lease | None:
+def read_lease(root: ObjectLocation) -> Lease | None:
     """The run's lease, or None when no launch holds one."""
     import botocore.exceptions
 
-    client = client or _client()
     key = (root / LEASE_NAME).key
     try:
-        response = client.get_object(Bucket=root.bucket, Key=key)
+        response = s3_client().get_object(Bucket=root.bucket, Key=key)
     except botocore.exceptions.ClientError as exc:
         if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
             return None
@@ -111,7 +104,7 @@ class S3Lease:
         self._etag: str | None = None
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
-        self._client = _client()
+        self._client = s3_client()
 
     def _body(self) -> bytes:
         holder = {"pid": os.getpid(), "host": socket.gethostname(), "ttl_s": self.ttl_s,
@@ -127,7 +120,7 @@ class S3Lease:
         except Exception as exc:
             if not _is_precondition_failure(exc):
                 raise StorageError(f"cannot create the lease {self.root / LEASE_NAME}: {first_line(exc)}") from None
-            current = read_lease(self.root, self._client)
+            current = read_lease(self.root)
             if current is not None and current.live:
                 raise LaunchLockedError(refusal(self.root, holder_of(current))) from None
             try:  # expired (its launch was killed), or deleted meanwhile: take it over
@@ -139,7 +132,7 @@ class S3Lease:
                 if not _is_precondition_failure(again):
                     raise StorageError(f"cannot take over the lease {self.root / LEASE_NAME}: "
                                        f"{first_line(again)}") from None  # fmt: skip
-                taker = read_lease(self.root, self._client)
+                taker = read_lease(self.root)
                 holder = holder_of(taker) if taker else LaunchHolder(None, None, None)
                 raise LaunchLockedError(refusal(self.root, holder)) from None
         self._renewer = threading.Thread(target=self._renew_until_stopped, name="lease-renewer", daemon=True)
@@ -164,18 +157,10 @@ class S3Lease:
         if self._renewer is not None:
             self._renewer.join(timeout=10)
         if self._etag is not None and not self.lost.is_set():
-            current = read_lease(self.root, self._client)
+            current = read_lease(self.root)
             if current is not None and current.etag == self._etag:
                 self._client.delete_object(Bucket=self.root.bucket, Key=self.key)
             self._etag = None
-
-    def __enter__(self) -> "S3Lease":
-        self.acquire()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.release()
-
 
 def holder_of(lease: Lease):
     from manifests.launch_lock import LaunchHolder

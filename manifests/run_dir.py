@@ -94,7 +94,7 @@ class RunDir:
 
     def relative(self, file: str) -> str:
         """A file's path as the manifest records it: relative to the run, wherever it lives."""
-        return location(file).relative_to(self.root)
+        return self.root.path_to(file)
 
     def exists(self) -> bool:
         with storage_errors(str(self.root)):
@@ -108,6 +108,8 @@ class RunDir:
     def _require(self) -> None:
         if not self.root.is_local:
             self.root.require_bucket()
+        if self.manifest_path.is_file():
+            return  # the common case in one lookup (each is a request on object storage)
         if self.root.exists() and not self.root.is_dir():
             raise RunDirError(f"--run {self.root} is a file, not a run directory; pass the folder a launch used")
         if not self.root.exists():
@@ -115,11 +117,10 @@ class RunDir:
                 f"run directory {self.root} does not exist; start one with "
                 f"`ensemble launch --run {self.root}` or pass --run DIR"
             )
-        if not self.exists():
-            raise RunDirError(
-                f"{self.root} holds no {MANIFEST_NAME}: it is not an ensemble run; "
-                f"pass the --run DIR that `ensemble launch` used"
-            )
+        raise RunDirError(
+            f"{self.root} holds no {MANIFEST_NAME}: it is not an ensemble run; "
+            f"pass the --run DIR that `ensemble launch` used"
+        )
 
     def check_writable(self) -> None:
         """Fail before any work starts when the run cannot be written, leaving nothing behind."""

@@ -122,6 +122,8 @@ class Location:
     """A file or folder on local disk or object storage. str() gives the path or URI."""
 
     is_local: bool
+    on_s3 = False
+    """On S3 proper: conditional writes and single-GET reads through boto3 (see below)."""
 
     def __truediv__(self, name: str) -> "Location":
         raise NotImplementedError
@@ -147,10 +149,15 @@ class Location:
 
     def relative_to(self, root: "Location") -> str:
         """'splits/041/generator.safetensors' for a file under root."""
-        base, mine = str(root).rstrip("/") + "/", str(self)
-        if not mine.startswith(base):
-            raise ValueError(f"{mine} is not under {root}")
-        return mine[len(base) :]
+        return root.path_to(str(self))
+
+    def path_to(self, file: str) -> str:
+        """The path of `file` (as str() of a Location under this folder gives it) relative to
+        this folder; a string operation, so no store is opened for it."""
+        base = str(self).rstrip("/") + "/"
+        if not file.startswith(base):
+            raise ValueError(f"{file} is not under {self}")
+        return file[len(base) :]
 
 
 class LocalLocation(Location):
@@ -175,8 +182,8 @@ class LocalLocation(Location):
     def absolute(self) -> "LocalLocation":
         return LocalLocation(self.path.resolve())
 
-    def relative_to(self, root: Location) -> str:
-        return os.path.relpath(self.path, root.path)
+    def path_to(self, file: str) -> str:
+        return os.path.relpath(file, self.path)
 
     def exists(self) -> bool:
         return self.path.exists()
@@ -277,11 +284,11 @@ class ObjectLocation(Location):
         return self._info().type == pafs.FileType.Directory
 
     @property
-    def _on_s3(self) -> bool:
+    def on_s3(self) -> bool:
         return self.base.startswith("s3://")
 
     def read_bytes(self) -> bytes:
-        if self._on_s3:
+        if self.on_s3:
             return _read_s3_object(self, lambda body: body.read())
         with self.fs.open_input_stream(self.path) as f:
             return f.read()
@@ -294,11 +301,8 @@ class ObjectLocation(Location):
         with scratch_dir() as folder:
             tmp = os.path.join(folder, self.name)
             fill(tmp)
-            self.upload(tmp)
-
-    def upload(self, local_file: str) -> None:
-        with open(local_file, "rb") as source, self.fs.open_output_stream(self.path) as target:
-            shutil.copyfileobj(source, target, 8 << 20)
+            with open(tmp, "rb") as source, self.fs.open_output_stream(self.path) as target:
+                shutil.copyfileobj(source, target, 8 << 20)
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[str]:
@@ -306,7 +310,7 @@ class ObjectLocation(Location):
         with scratch_dir() as folder:
             tmp = os.path.join(folder, self.name)
             with open(tmp, "wb") as target:
-                if self._on_s3:
+                if self.on_s3:
                     _read_s3_object(self, lambda body: shutil.copyfileobj(body, target, 8 << 20))
                 else:
                     with self.fs.open_input_stream(self.path) as source:
@@ -324,7 +328,7 @@ class ObjectLocation(Location):
         ]
 
     def unlink(self) -> None:
-        if self._on_s3:
+        if self.on_s3:
             # boto3, not pyarrow: pyarrow's delete leaves an empty "folder/" marker object
             # behind when it removes a folder's last file (apache/arrow#36275).
             s3_client().delete_object(Bucket=self.bucket, Key=self.key)
