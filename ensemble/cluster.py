@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from ensemble.errors import EnsembleError
 from manifests.errors import first_line
@@ -79,12 +80,14 @@ def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
 
 
 def _code_for_remote_workers() -> dict:
-    """Ship this project's packages to an existing cluster's workers, which may not have them."""
+    """Ship this project's packages to an existing cluster's workers, which may not have them.
+    As folder paths, not module objects: inside a `ray job submit` job, Ray merges this with
+    the job's own runtime_env by deep copy, and a module cannot be copied."""
     import ensemble
     import manifests
     import workers
 
-    return {"py_modules": [ensemble, manifests, workers]}
+    return {"py_modules": [str(Path(package.__file__).parent) for package in (ensemble, manifests, workers)]}
 
 
 def choose_gpus_per_split(cluster: Cluster, requested: float | None) -> float:

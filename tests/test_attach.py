@@ -5,6 +5,8 @@ process on the machine). The launch attaches, trains there, leaves the cluster r
 and a relaunch through RAY_ADDRESS resumes the run."""
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
 import shutil
@@ -35,37 +37,46 @@ def free_ports(count: int) -> list[int]:
             s.close()
 
 
-@pytest.fixture
-def ray_head():
-    """A one-node Ray cluster in its own process group; yields its GCS address."""
+@contextlib.contextmanager
+def started_head(dashboard_port: int | None = None):
+    """A one-node Ray cluster in its own process group; yields (GCS address, process).
+    With `dashboard_port` it also serves the dashboard (and so the job server) on 127.0.0.1."""
     temp_dir = tempfile.mkdtemp(prefix="rh-", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
-    ports = free_ports(7)
-    gcs, manager, objects, agent, agent_grpc, env_agent, metrics = ports
+    ports = free_ports(8)
+    gcs, manager, objects, agent, agent_grpc, env_agent, metrics, client = ports
+    taken = ports + ([dashboard_port] if dashboard_port else [])
     # Workers take ports from [low, low + 100]: a range that holds none of the ports above.
-    low = next(p for p in (free_ports(1)[0] for _ in range(100)) if not any(p <= q <= p + 100 for q in ports))
-    ray = str(Path(sys.executable).with_name("ray"))
+    low = next(p for p in (free_ports(1)[0] for _ in range(100)) if not any(p <= q <= p + 100 for q in taken))
+    bin_dir = Path(sys.executable).parent
+    dashboard = (["--include-dashboard", "true", "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dashboard_port)]
+                 if dashboard_port else ["--include-dashboard", "false"])  # fmt: skip
     head = subprocess.Popen(
-        [ray, "start", "--head", "--block", "--num-cpus", "2", "--num-gpus", "0", "--include-dashboard", "false",
+        [str(bin_dir / "ray"), "start", "--head", "--block", "--num-cpus", "2", "--num-gpus", "0", *dashboard,
          "--disable-usage-stats", "--temp-dir", temp_dir, "--node-ip-address", "127.0.0.1",
          "--port", str(gcs), "--node-manager-port", str(manager), "--object-manager-port", str(objects),
          "--dashboard-agent-listen-port", str(agent), "--dashboard-agent-grpc-port", str(agent_grpc),
          "--runtime-env-agent-port", str(env_agent), "--metrics-export-port", str(metrics),
+         "--ray-client-server-port", str(client),
          "--min-worker-port", str(low), "--max-worker-port", str(low + 100)],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
-        env={**os.environ, "RAY_AUTH_MODE": "disabled"},
+        # As a user starts it: token auth off, the project's virtual environment on PATH (so a
+        # submitted job's `ensemble ...` entrypoint is found).
+        env={**os.environ, "RAY_AUTH_MODE": "disabled", "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"},
     )  # fmt: skip
     address = f"127.0.0.1:{gcs}"
 
-    def listening():
+    def listening(port):
         assert head.poll() is None, f"ray start --head exited: {head.stderr.read()[-2000:]}"
         try:
-            socket.create_connection(("127.0.0.1", gcs), timeout=1).close()
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
             return True
         except OSError:
             return False
 
     try:
-        wait_for(listening, timeout=120, what="the Ray head to listen")
+        wait_for(lambda: listening(gcs), timeout=120, what="the Ray head to listen")
+        if dashboard_port:
+            wait_for(lambda: listening(dashboard_port), timeout=120, what="the Ray dashboard to listen")
         yield address, head
     finally:
         try:
@@ -81,6 +92,12 @@ def ray_head():
         current = Path("/tmp/ray/ray_current_cluster")
         if current.is_file() and current.read_text().strip().endswith(f":{gcs}"):
             current.unlink()
+
+
+@pytest.fixture
+def ray_head():
+    with started_head() as head:
+        yield head
 
 
 def test_launch_attaches_to_an_existing_cluster_by_address_and_by_ray_address(tmp_path, ray_head):
@@ -103,3 +120,39 @@ def test_launch_attaches_to_an_existing_cluster_by_address_and_by_ray_address(tm
     rows = rows_of(run)
     assert rows[5].status == Status.SUCCEEDED and rows[4].status == Status.SUCCEEDED
     assert head.poll() is None
+
+
+def test_ray_job_submit_runs_a_launch_with_the_run_on_s3(s3_prefix, tmp_path):
+    """The way many clusters take work: `ray job submit --working-dir . -- ensemble launch ...`
+    through the head's job server. The job's driver attaches through RAY_ADDRESS (set by Ray),
+    ships the packages to the workers, and writes the run to S3, where this process reads it."""
+    run = s3_prefix + "/run"
+    (dashboard_port,) = free_ports(1)
+    repo = Path(__file__).parents[1]
+    ray = str(Path(sys.executable).with_name("ray"))
+    with started_head(dashboard_port=dashboard_port) as (address, head):
+        job = subprocess.run(
+            [ray, "job", "submit", "--address", f"http://127.0.0.1:{dashboard_port}", "--working-dir", ".",
+             "--submission-id", "acgan-test-job", "--",
+             "ensemble", "launch", "--splits", "100", "--only", "3,7", "--steps", "6", "--batch-size", "4",
+             "--checkpoint-every", "3", "--no-guard", "--run", run],
+            capture_output=True, text=True, timeout=600, cwd=repo, env={**os.environ, "RAY_AUTH_MODE": "disabled"},
+        )  # fmt: skip
+        logs = job.stdout + job.stderr
+        assert job.returncode == 0, logs[-4000:]
+        assert "Job 'acgan-test-job' succeeded" in logs, logs[-4000:]
+        flat = " ".join(logs.split())
+        print(f"\nray job submit's output:\n{job.stdout[-3000:]}")
+        # The job's driver attached to this head (through the RAY_ADDRESS Ray gives it), not to
+        # a cluster of its own, and its summary came back through the job's log stream.
+        assert re.search(rf"on the Ray cluster at \S+:{address.rsplit(':', 1)[1]} ", flat), logs[-4000:]
+        assert "2 succeeded" in flat, logs[-4000:]
+        assert head.poll() is None  # the cluster outlives the job
+
+    # The run is on S3, read by another process with no cluster: both splits trained.
+    status = subprocess.run([*installed_command(), "status", "--run", run, "--json"],
+                            capture_output=True, text=True, timeout=120, cwd=tmp_path)  # fmt: skip
+    assert status.returncode == 0, status.stderr
+    rows = {row["split"]: row for row in json.loads(status.stdout)["splits"]}
+    assert rows[3]["status"] == Status.SUCCEEDED and rows[7]["status"] == Status.SUCCEEDED
+    assert rows[3]["step"] == 6
