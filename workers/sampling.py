@@ -20,10 +20,10 @@ def generate(generator: Generator, local_label: int, count: int, seed: int) -> t
     return images.add(1.0).mul(127.5).round().clamp(0, 255).to(torch.uint8).cpu()
 
 
-def tile(images: torch.Tensor, padding: int = 2) -> torch.Tensor:
-    """(N, C, S, S) -> one (C, H, W) grid, as square as N allows, with dark gaps."""
+def tile(images: torch.Tensor, padding: int = 2, columns: int | None = None) -> torch.Tensor:
+    """(N, C, S, S) -> one (C, H, W) grid with dark gaps: `columns` wide, or as square as N allows."""
     count, channels, size, _ = images.shape
-    columns = math.ceil(math.sqrt(count))
+    columns = columns or math.ceil(math.sqrt(count))
     rows = math.ceil(count / columns)
     cell = size + padding
     grid = torch.zeros(channels, rows * cell + padding, columns * cell + padding, dtype=images.dtype)

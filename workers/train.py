@@ -13,6 +13,7 @@ from typing import Callable
 
 import torch
 
+from workers import tensorboard
 from workers.checkpoints import (
     BAD_STATE_NAME,
     GENERATOR_WEIGHTS,
@@ -117,9 +118,19 @@ def train_split(job: TrainJob, report: Report | None = None, device: torch.devic
     def elapsed() -> float:
         return past_seconds + time.monotonic() - task_start
 
+    logged_until = step  # TensorBoard has every history row up to here (workers/tensorboard.py)
+    tensorboard.drop_segments_after(split_dir, step)
+
     def checkpoint() -> str:
-        snapshot = _snapshot(gan, rng, history_window, device, step=step, seed=job.seed, train_seconds=elapsed(),
+        nonlocal logged_until
+        seconds = elapsed()
+        snapshot = _snapshot(gan, rng, history_window, device, step=step, seed=job.seed, train_seconds=seconds,
                              history=history)  # fmt: skip
+        # The curves' file before the state: a kill between the two resumes from the checkpoint
+        # before, which removes this file and writes it again.
+        grid = tensorboard.sample_grid(gan.sampler(), config.num_classes, config.z_dim)
+        tensorboard.write_segment(split_dir, job.split, history, logged_until, step, grid, seconds)
+        logged_until = step
         save_training_state(split_dir, snapshot)
         write_history(split_dir, job.split, history)
         info = GeneratorInfo(config=config, step=step, split=job.split,
