@@ -295,16 +295,31 @@ def _parse_split_ids(value: str | None) -> tuple[int, ...] | None:
 @RUN_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (key `splits`: one row per split).")
 @click.option("--summary", is_flag=True, help="Print only the line of counts by status.")
-def status(run_dir: str, as_json: bool, summary: bool) -> None:
+@click.option("--watch", is_flag=True, help="Redraw every --interval seconds until Ctrl-C, or until no launch "
+              "holds the run and nothing runs. In place on a terminal; a new block each time otherwise.")
+@click.option("--interval", type=float, default=2.0, metavar="S", show_default=True, help="Seconds between redraws with --watch.")
+def status(run_dir: str, as_json: bool, summary: bool, watch: bool, interval: float) -> None:
     """Show where every split of a run stands.
 
     \b
     Examples:
       ensemble status
+      ensemble status --watch --interval 5
       ensemble status --run runs/in1k --json | jq '.splits[] | select(.status=="failed")'
     """
     from ensemble.status import read_status
 
+    if watch:
+        from ensemble.status_watch import watch_status
+
+        def draw(run_status) -> str:
+            if as_json:
+                return json.dumps(run_status.to_json())
+            lines = [] if summary else _status_table_lines(run_status)
+            return "\n".join([*lines, run_status.summary_line()])
+
+        with user_errors():
+            sys.exit(watch_status(run_dir, interval, draw, in_place=False if as_json else None))
     with user_errors():
         run_status = read_status(run_dir)
     if as_json:
@@ -316,10 +331,15 @@ def status(run_dir: str, as_json: bool, summary: bool) -> None:
 
 
 def _print_status_table(run_status) -> None:
+    # click.echo drops the colour codes when stdout is not a terminal.
+    click.echo("\n".join(_status_table_lines(run_status)))
+
+
+def _status_table_lines(run_status) -> list[str]:
     from ensemble.status_table import table_lines
 
-    # click.echo drops the colour codes when stdout is not a terminal.
-    click.echo("\n".join(table_lines(run_status.records, click.style, run_status.evaluated)))
+    style = click.style if sys.stdout.isatty() else (lambda text, **_: text)
+    return table_lines(run_status.records, style, run_status.evaluated)
 
 
 @main.command()
@@ -350,7 +370,7 @@ def evaluate(run_dir: str, only, samples: int, checkpoint: str, classifier_weigh
     """
     from ensemble.evaluate import evaluate_run
 
-    with user_errors(), EvaluateView(quiet=as_json) as view:
+    with user_errors(), SplitsProgressView(quiet=as_json) as view:
         report = evaluate_run(run_dir, only, samples, checkpoint, classifier_weights, progress=view.progress)
     if as_json:
         click.echo(json.dumps({"run": str(run_dir), "seconds": report.seconds, "counts": report.counts,
@@ -368,21 +388,54 @@ def evaluate(run_dir: str, only, samples: int, checkpoint: str, classifier_weigh
         click.echo(f"  ... and {len(flagged) - 20} more (ensemble evaluate --json)")
 
 
+@main.command()
+@RUN_OPTION
+@click.option("--out", metavar="FILE.html", help="The HTML file to write. [default: RUN/report.html; ./report.html for a run on object storage]")
+@CHECKPOINT_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object: the page's path, size and build time.")
+def report(run_dir: str, out: str | None, checkpoint: str, as_json: bool) -> None:
+    """Write one HTML page of the whole run, to open in any browser, offline.
+
+    It shows what was trained and how far; one sample of every class, grouped by split, with a
+    box to find a class by name and the flagged classes outlined; a sortable table of splits;
+    and per split its samples beside real images, its training curves and the paper's two
+    interpolation figures. Every image is embedded: the page is one file, to keep or share.
+    A running launch may be reported on.
+
+    \b
+    Examples:
+      ensemble report
+      ensemble report --run runs/in1k --out ~/in1k.html --checkpoint latest
+      ensemble report --run s3://bucket/runs/in1k      # writes ./report.html
+    """
+    from ensemble.report import build_report
+
+    with user_errors(), SplitsProgressView(quiet=as_json, doing="drawing splits") as view:
+        result = build_report(run_dir, out, checkpoint, progress=view.progress)
+    if as_json:
+        click.echo(json.dumps({"report": str(result.path), "bytes": result.bytes, "seconds": result.seconds,
+                               "splits_drawn": result.drawn}))  # fmt: skip
+        return
+    click.echo(f"Report of {result.drawn} split(s) written to {result.path} ({result.bytes / 1e6:.1f} MB, "
+               f"{result.seconds:.0f} s); open it in a browser.")  # fmt: skip
+
+
 def _maybe(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
-class EvaluateView:
+class SplitsProgressView:
     """A progress bar over the splits on a terminal (stderr), nothing otherwise."""
 
-    def __init__(self, quiet: bool) -> None:
+    def __init__(self, quiet: bool, doing: str = "evaluating splits") -> None:
         from rich.console import Console
 
         self.console = Console(stderr=True)
         self.bar = None
         self.quiet = quiet
+        self.doing = doing
 
-    def __enter__(self) -> "EvaluateView":
+    def __enter__(self) -> "SplitsProgressView":
         return self
 
     def __exit__(self, *exc) -> None:
@@ -395,7 +448,7 @@ class EvaluateView:
         if self.bar is None:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
 
-            bar = Progress("[bold]evaluating splits", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            bar = Progress(f"[bold]{self.doing}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                            TimeRemainingColumn(), console=self.console)  # fmt: skip
             self.bar = (bar, bar.add_task("splits", total=total))
             bar.start()

@@ -122,6 +122,18 @@ CASES = [
     Case("evaluate --classifier-weights of another network",
          ["evaluate", "--run", "{run}", "--classifier-weights", "{tmp}/tiny.pth"],
          ["neither a torchvision Inception-v3 nor a ResNet-50"], setup="tiny_state_dict"),
+    # -- report --------------------------------------------------------------------------
+    Case("report of a missing run", ["report", "--run", "{tmp}/nowhere"], ["does not exist"]),
+    Case("report of a run with nothing trained", ["report", "--run", "{run}"],
+         ["nothing in", "has been trained yet", "ensemble launch"], setup="untrain_run"),
+    Case("report --out in a missing folder", ["report", "--run", "{run}", "--out", "{tmp}/no/such/report.html"],
+         ["the folder", "does not exist"]),
+    Case("report --out a folder", ["report", "--run", "{run}", "--out", "{clutter}"], ["is a folder", "report.html"]),
+    Case("report --out not .html", ["report", "--run", "{run}", "--out", "{tmp}/report.pdf"], ["must end in .html"]),
+    Case("report --out not writable", ["report", "--run", "{run}", "--out", "/proc/report.html"],
+         ["cannot be written"]),
+    Case("status --watch --interval 0", ["status", "--run", "{run}", "--watch", "--interval", "0"],
+         ["--interval must be at least 0.2 seconds"]),
     # -- data folders --------------------------------------------------------------------
     Case("--data missing", ["launch", "--data", "{tmp}/no-such-folder", "--run", "{tmp}/new"], ["does not exist"]),
     Case("--data empty", ["launch", "--data", "{empty}", "--run", "{tmp}/new"], ["no class subfolders"]),
@@ -244,6 +256,15 @@ def unfinish_run(places):
     run = RunDir(places["run"])
     records = run.read_manifest()
     records[41].status = Status.INTERRUPTED
+    run.write_manifest(records)
+
+
+def untrain_run(places):
+    """The manifest of a run whose launch has not checkpointed anything yet."""
+    run = RunDir(places["run"])
+    records = run.read_manifest()
+    for record in records:
+        record.checkpoint = record.checkpoint_step = record.best_checkpoint = None
     run.write_manifest(records)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -18,6 +19,7 @@ from tests.helpers import invoke, rows_of
 pytestmark = pytest.mark.usefixtures("ray_cluster")
 
 QUICK = ["--steps", "12", "--batch-size", "8", "--checkpoint-every", "6"]
+ARTIFACTS = Path(__file__).parents[1] / "test-artifacts"
 
 
 def scratch_folders() -> set[str]:
@@ -91,3 +93,23 @@ def test_an_image_folder_on_s3_is_listed_decoded_once_and_cached_with_the_run(s3
 
     sample = invoke("sample", "--label", "class_3", "--run", run, "--out", tmp_path / "s.png")
     assert sample.exit_code == 0 and "-> split 1, local class 1" in sample.output
+
+    # The report of an image-folder run on S3: written locally, real images from the cache on S3.
+    page = tmp_path / "report.html"
+    report = invoke("report", "--run", run, "--out", page, "--checkpoint", "latest")
+    assert report.exit_code == 0, report.output
+    text = page.read_text()
+    assert text.count('alt="real images"') == 2 and text.count("pictures from its latest generator (step 12)") == 2
+    assert 'title="3 class_3, split 1"' in text  # a folder name is the class's name
+    # Each split's TensorBoard curves sit with the run on S3, one file per checkpoint.
+    logs = [e.name for e in location(f"{run}/splits/001/tensorboard").list()]
+    assert logs == ["events.out.tfevents.000000000006.split-001", "events.out.tfevents.000000000012.split-001"]
+
+    from tests.browser import HeadlessChromium
+
+    with HeadlessChromium() as browser:
+        browser.open(page.as_uri())
+        broken = browser.evaluate("Array.from(document.images).filter(i => i.naturalWidth === 0).length")
+        assert (browser.evaluate("document.images.length"), broken, browser.errors()) == (4 + 2 * 5, 0, [])
+        ARTIFACTS.mkdir(exist_ok=True)
+        browser.screenshot(ARTIFACTS / "report-image-folder-s3.png", full_page=True)

@@ -3,7 +3,7 @@ in order, across a crash and resume, with a sample grid per checkpoint."""
 import pytest
 
 from manifests.history import read_history
-from tests.test_train import Crash, crash_at, make_job, one_thread, train_on_cpu  # noqa: F401 (a fixture)
+from tests.test_train import Crash, crash_at, make_job, one_thread, train_on_cpu  # noqa: F401 (one_thread: an autouse fixture)
 from workers.tensorboard import TAGS, TENSORBOARD_DIR
 
 

@@ -80,3 +80,26 @@ def load_split_images(spec: str, classes: list[int], image_size: int, cache_dir=
 
 __all__ = ["BUILTIN", "BuiltinDataset", "DatasetError", "ImageFolderDataset", "LoadedImages", "load_split_images",
            "normalise_spec", "open_dataset"]  # fmt: skip
+
+
+def real_examples(spec: str, classes: list[int], image_size: int, per_class: int, cache_dir=None) -> LoadedImages:
+    """A few images of each class, for people to look at: from the split's decode cache when
+    it has one, else decoding (or drawing) only those few."""
+    import torch
+
+    from workers.datasets.cache import cache_key, cache_path, read_cache
+
+    dataset = open_dataset(spec)
+    if isinstance(dataset, BuiltinDataset):
+        from workers.datasets.drawing import render_class
+
+        images = torch.cat([render_class(c, per_class) for c in classes])
+        return LoadedImages(images, torch.arange(len(classes)).repeat_interleave(per_class), skipped=0)
+    if cache_dir is not None and hasattr(dataset, "fingerprint"):
+        key = cache_key(dataset.name, dataset.fingerprint(classes), classes, image_size)
+        cached = read_cache(cache_path(cache_dir, image_size), key)
+        if cached is not None:
+            return cached
+    if isinstance(dataset, ImageFolderDataset):
+        return dataset.load_classes(classes, image_size, per_class=per_class)
+    return dataset.load_classes(classes, image_size)

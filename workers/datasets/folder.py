@@ -102,11 +102,12 @@ class ImageFolderDataset:
     def fingerprint(self, classes: list[int]) -> str:
         return fingerprint_files(f for class_index in classes for f in self.files(class_index))
 
-    def load_classes(self, classes: list[int], image_size: int) -> LoadedImages:
+    def load_classes(self, classes: list[int], image_size: int, per_class: int | None = None) -> LoadedImages:
+        """Every image of the classes, or the first `per_class` files of each."""
         import torch
         from concurrent.futures import ThreadPoolExecutor
 
-        jobs = [(f.location, local) for local, c in enumerate(classes) for f in self.files(c)]
+        jobs = [(f.location, local) for local, c in enumerate(classes) for f in self.files(c)[:per_class]]
         # PIL releases the GIL while it decodes and resizes, so threads decode in parallel.
         with ThreadPoolExecutor(max_workers=max(1, torch.get_num_threads())) as pool:
             decoded = list(pool.map(lambda job: _decode(job[0], image_size), jobs))

@@ -1,0 +1,221 @@
+"""`ensemble report`: one self-contained HTML page of a whole run, to look at rather than read.
+
+It reads the run through the storage layer (a local folder or object storage), draws each
+split's pictures from its generator (the best one by default) and its curves from its
+history, and writes one HTML file with every image embedded: it opens offline, in any
+browser, and can be mailed or attached as it is. Images are WebP (a tenth of PNG's size for
+these small noisy grids; every current browser shows them), curves PNG.
+
+A running launch may be reported on: each split is shown as far as its last checkpoint, and
+one with no checkpoint yet is shown as such.
+"""
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import io
+import multiprocessing
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from ensemble.errors import EnsembleError
+from ensemble.run_spec import RunSpec
+from ensemble.sampler import generator_path
+from ensemble.status import RunStatus, read_status
+from manifests.history import HISTORY_NAME, read_history
+from manifests.run_dir import RunDir, storage_errors
+from manifests.schema import SplitRecord
+from manifests.storage import Location, location
+
+REPORT_NAME = "report.html"
+Progress = Callable[[int, int, SplitRecord], None]
+
+
+@dataclass(frozen=True)
+class Picture:
+    uri: str
+    """The image as a data: URI."""
+    width: int
+    height: int
+
+
+@dataclass
+class SplitPictures:
+    """What the page shows of one split; None where there is nothing to show yet."""
+
+    record: SplitRecord
+    generator: str | None = None
+    """`best` or `latest`: which of its generators drew the pictures."""
+    step: int | None = None
+    tiles: list[Picture] = field(default_factory=list)
+    """Per class, its first sample (the mosaic's tiles)."""
+    samples: Picture | None = None
+    real: Picture | None = None
+    within_class: Picture | None = None
+    across_classes: Picture | None = None
+    curves: Picture | None = None
+    flags: dict[int, str] = field(default_factory=dict)
+    """{global label: verdict} of the classes that are not ok (evaluation, else the guard)."""
+    problem: str | None = None
+    """Why its pictures are missing, in one line, when they are."""
+
+
+@dataclass(frozen=True)
+class ReportResult:
+    path: Location
+    bytes: int
+    seconds: float
+    drawn: int
+    """Splits whose pictures were drawn (the others have no checkpoint yet)."""
+
+
+def default_out(run_dir: str | os.PathLike) -> Location:
+    """RUN/report.html for a run on local disk; ./report.html for one on object storage,
+    where a browser cannot open it."""
+    root = location(run_dir)
+    return root / REPORT_NAME if root.is_local else location(REPORT_NAME)
+
+
+def build_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = None, checkpoint: str = "best",
+                 progress: Progress | None = None) -> ReportResult:  # fmt: skip
+    start = time.monotonic()
+    if checkpoint not in ("best", "latest"):
+        raise EnsembleError(f"--checkpoint must be best or latest, got {checkpoint!r}")
+    status = read_status(run_dir)
+    run = RunDir(status.run_dir)
+    spec = RunSpec.from_dict(run.read_spec())
+    target = location(out) if out is not None else default_out(run.root)
+    _check_writable(target)
+    if not any(r.checkpoint for r in status.records):
+        raise EnsembleError(
+            f"nothing in {run.root} has been trained yet (no split has a checkpoint); run "
+            f"`ensemble launch --run {run.root}` and report once a split has checkpointed"
+        )
+
+    from ensemble.report_page import render_page
+    from ensemble.report_plots import curves_png
+
+    pictures = [SplitPictures(record, flags=_flags(record, status)) for record in status.records]
+    # Other processes draw the curves (matplotlib's drawing is mostly Python: a third of a
+    # second a split) while this one draws the samples.
+    spawn = multiprocessing.get_context("spawn")  # not fork: this process runs torch's threads
+    with ProcessPoolExecutor(max_workers=os.cpu_count() or 1, mp_context=spawn) as pool:
+        curves = [(shown, pool.submit(curves_png, rows)) for shown in pictures
+                  if (rows := _history_rows(run, shown.record.split))]  # fmt: skip
+        _draw_samples(run, spec, pictures, checkpoint, progress)
+        for shown, drawn in curves:
+            shown.curves = _png(drawn.result())
+
+    page = render_page(status, spec, pictures, checkpoint, built=dt.datetime.now(dt.timezone.utc))
+    data = page.encode("utf-8")
+    with storage_errors(str(target)):
+        try:
+            target.write_bytes(data)
+        except OSError as exc:
+            raise EnsembleError(f"cannot write the report to {target}: {exc.strerror or exc}") from None
+    drawn = sum(1 for p in pictures if p.tiles)
+    return ReportResult(target, len(data), time.monotonic() - start, drawn)
+
+
+def _history_rows(run: RunDir, split: int) -> list[dict]:
+    history = run.split_dir(split) / HISTORY_NAME
+    with storage_errors(str(history)):
+        return read_history(run.split_dir(split)) if history.exists() else []
+
+
+def _draw_samples(run: RunDir, spec: RunSpec, pictures: list[SplitPictures], checkpoint: str,
+                  progress: Progress | None) -> None:  # fmt: skip
+    """Each split's mosaic tiles, sample grid, real grid and interpolations, from its generator."""
+    # torch is imported only now, after every check that can fail cheaply.
+    import torch
+
+    from workers.checkpoints import CheckpointError, load_generator
+    from workers.datasets import real_examples
+    from workers.datasets.errors import DatasetError
+    from workers.figures import REAL_PER_CLASS, real_grid, split_figures
+
+    for done, shown in enumerate(pictures, start=1):
+        record = shown.record
+        path, kind = generator_path(record, checkpoint)
+        try:
+            generator, info = load_generator(run.root / path) if path else (None, None)
+        except CheckpointError as exc:
+            shown.problem = str(exc)  # the other splits are still drawn
+            generator = None
+        if not path:
+            shown.problem = f"no checkpoint yet ({record.status})"
+        if generator is not None:
+            shown.generator, shown.step = kind, info.step
+            with torch.inference_mode():
+                figures = split_figures(generator, len(record.classes))
+            shown.tiles = [_webp(tile) for tile in figures.firsts]
+            shown.samples, shown.within_class = _webp(figures.samples), _webp(figures.within_class)
+            shown.across_classes = _webp(figures.across_classes)
+            try:
+                real = real_examples(spec.data, record.classes, info.config.image_size, REAL_PER_CLASS,
+                                     cache_dir=run.split_dir(record.split))  # fmt: skip
+                shown.real = _webp(real_grid(real.images, real.labels, len(record.classes)))
+            except (DatasetError, OSError) as exc:
+                shown.problem = f"its real images cannot be read ({str(exc).splitlines()[0]})"
+        if progress is not None:
+            progress(done, len(pictures), record)
+
+
+def _check_writable(target: Location) -> None:
+    """Fail before any drawing on an --out that cannot be written."""
+    if not target.is_local:
+        return  # the write says so; object stores have no cheap check
+    path = Path(target)
+    if path.is_dir():
+        raise EnsembleError(f"--out {path} is a folder; give a file name such as {path / REPORT_NAME}")
+    if path.suffix.lower() not in (".html", ".htm"):
+        raise EnsembleError(f"--out {path} must end in .html")
+    parent = path.parent
+    if not parent.is_dir():
+        raise EnsembleError(f"--out {path}: the folder {parent} does not exist; create it or choose another --out")
+    existed = path.exists()
+    try:  # a probe, as root passes every os.access check
+        with open(path, "ab"):
+            pass
+    except OSError as exc:
+        raise EnsembleError(f"--out {path} cannot be written ({exc.strerror or exc}); choose another --out") from None
+    if not existed:
+        path.unlink(missing_ok=True)
+
+
+def _flags(record: SplitRecord, status: RunStatus) -> dict[int, str]:
+    """The split's classes that are not ok: `ensemble evaluate`'s verdicts when it ran, else
+    the quality guard's (the manifest's `417 collapsed (diversity 0.12); ...`)."""
+    evaluated = (status.evaluated or {}).get(record.split)
+    if evaluated is not None:
+        return {int(label): verdict for label, verdict in evaluated["flagged"].items()}
+    flags = {}
+    for part in (record.flagged or "").split(";"):
+        label, _, rest = part.strip().partition(" ")
+        if label.isdigit():
+            flags[int(label)] = rest.split(" ", 1)[0]
+    return flags
+
+
+def _webp(image) -> Picture:
+    """A (3, H, W) uint8 tensor, as WebP."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(image.permute(1, 2, 0).numpy()).save(buffer, format="WEBP", quality=90, method=4)
+    return Picture(_data_uri(buffer.getvalue(), "image/webp"), image.shape[2], image.shape[1])
+
+
+def _png(data: bytes) -> Picture:
+    from PIL import Image
+
+    width, height = Image.open(io.BytesIO(data)).size
+    return Picture(_data_uri(data, "image/png"), width, height)
+
+
+def _data_uri(data: bytes, mime: str) -> str:
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
