@@ -113,6 +113,8 @@ def main() -> None:
       ensemble launch --splits 100     # 100 AC-GANs of 10 classes each
       ensemble status                  # where every split stands
       ensemble sample --label 417      # images of class 417, from split 41
+      ensemble report                  # one HTML page of the whole run
+      ensemble serve                   # samples over HTTP, by label
     """
 
 
@@ -418,6 +420,43 @@ def report(run_dir: str, out: str | None, checkpoint: str, as_json: bool) -> Non
         return
     click.echo(f"Report of {result.drawn} split(s) written to {result.path} ({result.bytes / 1e6:.1f} MB, "
                f"{result.seconds:.0f} s); open it in a browser.")  # fmt: skip
+
+
+@main.command()
+@RUN_OPTION
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on; 0.0.0.0 exposes it to the network.")
+@click.option("--port", type=int, default=8000, show_default=True, help="HTTP port.")
+@click.option("--replicas", type=int, default=1, show_default=True, help="Generator replicas (Ray actors).")
+@click.option("--models-per-replica", type=int, default=8, show_default=True,
+              help="Generators one replica keeps loaded (least recently used out first).")
+@click.option("--gpus-per-replica", type=float, default=0.0, show_default=True, help="GPUs per replica, fractions allowed.")
+@CHECKPOINT_OPTION
+@click.option("--address", help="Existing Ray cluster to deploy on (or RAY_ADDRESS). [default: start a local one]")
+def serve(run_dir: str, host: str, port: int, replicas: int, models_per_replica: int, gpus_per_replica: float,
+          checkpoint: str, address: str | None) -> None:  # fmt: skip
+    """Serve samples over HTTP with Ray Serve, each label routed to its split's generator.
+
+    Runs until Ctrl-C or SIGTERM. A checkpoint written by a launch still running is served
+    within seconds.
+
+    \b
+    API (OpenAPI at /docs):
+      GET  /v1/classes                                 every label, name, class id, split, step served
+      GET  /v1/sample?label=417&n=16&seed=0&format=png one PNG grid (format=json: base64 PNGs + details)
+      POST /v1/samples {"labels": [417, "balloon"], "n": 4, "seed": 0}
+      GET  /healthz, and / : a gallery page
+
+    \b
+    Examples:
+      ensemble serve
+      curl -o 417.png 'http://127.0.0.1:8000/v1/sample?label=417&n=16'
+      ensemble serve --run s3://bucket/runs/in1k --address HEAD:6379 --replicas 4 --gpus-per-replica 0.25
+    """
+    from ensemble.serving import serve_forever
+
+    with user_errors():
+        serve_forever(run_dir, host, port, address, checkpoint=checkpoint, replicas=replicas,
+                      models_per_replica=models_per_replica, gpus_per_replica=gpus_per_replica)  # fmt: skip
 
 
 def _maybe(value: float | None) -> str:

@@ -81,9 +81,10 @@ def started_head(dashboard_port: int | None = None):
     finally:
         try:
             os.killpg(head.pid, signal.SIGTERM)  # the head and the processes it started, nothing else
-            head.wait(timeout=60)
+            head.wait(timeout=10)  # a drain can take 30 s; what is left is killed below
         except subprocess.TimeoutExpired:
             os.killpg(head.pid, signal.SIGKILL)
+            head.wait(timeout=30)
         except ProcessLookupError:
             pass  # it had exited (the check above says why)
         shutil.rmtree(temp_dir, ignore_errors=True)
@@ -94,14 +95,17 @@ def started_head(dashboard_port: int | None = None):
             current.unlink()
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def ray_head():
-    with started_head() as head:
-        yield head
+    """One head for the module, with its job server: (GCS address, process, dashboard port).
+    Shared, because a head takes 10-30 s to start and to drain."""
+    (dashboard_port,) = free_ports(1)
+    with started_head(dashboard_port=dashboard_port) as (address, head):
+        yield address, head, dashboard_port
 
 
 def test_launch_attaches_to_an_existing_cluster_by_address_and_by_ray_address(tmp_path, ray_head):
-    address, head = ray_head
+    address, head, _ = ray_head
     run = tmp_path / "run"
     quick = ["--steps", "6", "--batch-size", "4", "--checkpoint-every", "3", "--no-guard", "--run", str(run)]
     first = subprocess.run([*installed_command(), "launch", "--splits", "100", "--only", "4", "--address", address,
@@ -122,32 +126,31 @@ def test_launch_attaches_to_an_existing_cluster_by_address_and_by_ray_address(tm
     assert head.poll() is None
 
 
-def test_ray_job_submit_runs_a_launch_with_the_run_on_s3(s3_prefix, tmp_path):
+def test_ray_job_submit_runs_a_launch_with_the_run_on_s3(s3_prefix, tmp_path, ray_head):
     """The way many clusters take work: `ray job submit --working-dir . -- ensemble launch ...`
     through the head's job server. The job's driver attaches through RAY_ADDRESS (set by Ray),
     ships the packages to the workers, and writes the run to S3, where this process reads it."""
     run = s3_prefix + "/run"
-    (dashboard_port,) = free_ports(1)
+    address, head, dashboard_port = ray_head
     repo = Path(__file__).parents[1]
     ray = str(Path(sys.executable).with_name("ray"))
-    with started_head(dashboard_port=dashboard_port) as (address, head):
-        job = subprocess.run(
-            [ray, "job", "submit", "--address", f"http://127.0.0.1:{dashboard_port}", "--working-dir", ".",
-             "--submission-id", "acgan-test-job", "--",
-             "ensemble", "launch", "--splits", "100", "--only", "3,7", "--steps", "6", "--batch-size", "4",
-             "--checkpoint-every", "3", "--no-guard", "--run", run],
-            capture_output=True, text=True, timeout=600, cwd=repo, env={**os.environ, "RAY_AUTH_MODE": "disabled"},
-        )  # fmt: skip
-        logs = job.stdout + job.stderr
-        assert job.returncode == 0, logs[-4000:]
-        assert "Job 'acgan-test-job' succeeded" in logs, logs[-4000:]
-        flat = " ".join(logs.split())
-        print(f"\nray job submit's output:\n{job.stdout[-3000:]}")
-        # The job's driver attached to this head (through the RAY_ADDRESS Ray gives it), not to
-        # a cluster of its own, and its summary came back through the job's log stream.
-        assert re.search(rf"on the Ray cluster at \S+:{address.rsplit(':', 1)[1]} ", flat), logs[-4000:]
-        assert "2 succeeded" in flat, logs[-4000:]
-        assert head.poll() is None  # the cluster outlives the job
+    job = subprocess.run(
+        [ray, "job", "submit", "--address", f"http://127.0.0.1:{dashboard_port}", "--working-dir", ".",
+         "--submission-id", "acgan-test-job", "--",
+         "ensemble", "launch", "--splits", "100", "--only", "3,7", "--steps", "6", "--batch-size", "4",
+         "--checkpoint-every", "3", "--no-guard", "--run", run],
+        capture_output=True, text=True, timeout=600, cwd=repo, env={**os.environ, "RAY_AUTH_MODE": "disabled"},
+    )  # fmt: skip
+    logs = job.stdout + job.stderr
+    assert job.returncode == 0, logs[-4000:]
+    assert "Job 'acgan-test-job' succeeded" in logs, logs[-4000:]
+    flat = " ".join(logs.split())
+    print(f"\nray job submit's output:\n{job.stdout[-3000:]}")
+    # The job's driver attached to this head (through the RAY_ADDRESS Ray gives it), not to
+    # a cluster of its own, and its summary came back through the job's log stream.
+    assert re.search(rf"on the Ray cluster at \S+:{address.rsplit(':', 1)[1]} ", flat), logs[-4000:]
+    assert "2 succeeded" in flat, logs[-4000:]
+    assert head.poll() is None  # the cluster outlives the job
 
     # The run is on S3, read by another process with no cluster: both splits trained.
     status = subprocess.run([*installed_command(), "status", "--run", run, "--json"],

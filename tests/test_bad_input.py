@@ -134,6 +134,15 @@ CASES = [
          ["cannot be written"]),
     Case("status --watch --interval 0", ["status", "--run", "{run}", "--watch", "--interval", "0"],
          ["--interval must be at least 0.2 seconds"]),
+    # -- serve ---------------------------------------------------------------------------
+    Case("serve of a missing run", ["serve", "--run", "{tmp}/nowhere"], ["does not exist"]),
+    Case("serve --replicas 0", ["serve", "--run", "{run}", "--replicas", "0"], ["--replicas must be at least 1"]),
+    Case("serve --models-per-replica 0", ["serve", "--run", "{run}", "--models-per-replica", "0"],
+         ["--models-per-replica must be at least 1"]),
+    Case("serve --port out of range", ["serve", "--run", "{run}", "--port", "70000"],
+         ["--port must be between 1 and 65535"]),
+    Case("serve --host not an address of this machine", ["serve", "--run", "{run}", "--host", "192.0.2.99"],
+         ["cannot listen on 192.0.2.99:8000", "--host"]),
     # -- data folders --------------------------------------------------------------------
     Case("--data missing", ["launch", "--data", "{tmp}/no-such-folder", "--run", "{tmp}/new"], ["does not exist"]),
     Case("--data empty", ["launch", "--data", "{empty}", "--run", "{tmp}/new"], ["no class subfolders"]),

@@ -1,0 +1,266 @@
+"""`ensemble serve`: a real Ray Serve application on the test cluster, spoken to over real HTTP
+on 127.0.0.1: routing by index, name and class id; the four endpoints; bounds and errors; a
+new checkpoint picked up while serving; more splits than a replica may hold; a corrupt
+checkpoint refused for its split alone; the gallery in headless Chromium; the command itself."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cli import installed_command
+from manifests.run_dir import RunDir
+from tests.helpers import invoke, wait_for
+
+pytestmark = pytest.mark.usefixtures("ray_cluster")
+QUICK = ["--steps", "12", "--batch-size", "8", "--checkpoint-every", "6", "--no-guard", "--gpus-per-split", "0"]
+ARTIFACTS = Path(__file__).parents[1] / "test-artifacts"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def call(base: str, path: str, body: bytes | None = None, timeout: float = 60) -> tuple[int, str, bytes]:
+    request = urllib.request.Request(base + path, data=body, method="POST" if body is not None else "GET")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            return answer.status, answer.headers.get("content-type", ""), answer.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers.get("content-type", ""), error.read()
+
+
+def get_json(base: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+    status, kind, data = call(base, path, None if body is None else json.dumps(body).encode())
+    assert kind.startswith("application/json"), (status, kind, data[:200])
+    return status, json.loads(data)
+
+
+def decoded(b64: str) -> np.ndarray:
+    import base64
+    import io
+
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(b64))).convert("RGB"))
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """Splits 41 and 42 of a built-in run trained; served with ONE replica that may hold ONE
+    generator, so that every switch between the two splits evicts and reloads."""
+    from ray import serve
+
+    from ensemble.serving import build_app
+
+    run = tmp_path_factory.mktemp("serve") / "run"
+    assert invoke("launch", "--splits", "100", "--only", "41,42", "--run", run, *QUICK).exit_code == 0
+    port = free_port()
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    serve.run(build_app(str(run), models_per_replica=1, cpus_per_replica=0.5), name="acgan-test", route_prefix="/",
+              blocking=False)  # fmt: skip
+    yield run, f"http://127.0.0.1:{port}"
+    serve.shutdown()
+
+
+def test_routing_by_index_name_and_class_id_gives_the_cli_s_images(served, tmp_path):
+    run, base = served
+    status, listed = get_json(base, "/v1/classes")
+    assert status == 200 and len(listed["classes"]) == 1000
+    row = listed["classes"][417]
+    assert row == {"label": 417, "name": "violet bar on maroon window", "class_id": "violet bar on maroon window",
+                   "split": 41, "local_class": 7, "checkpoint": "latest", "step": 12}  # fmt: skip
+    assert listed["classes"][5]["step"] is None  # split 0 has not trained
+
+    cli = invoke("sample", "--label", "417", "--run", run, "--n", "3", "--seed", "5", "--out", tmp_path / "cli")
+    assert cli.exit_code == 0, cli.output
+    expected = [np.asarray(Image.open(f).convert("RGB")) for f in sorted((tmp_path / "cli").iterdir())]
+    for label in ("417", "Violet%20Bar%20on%20Maroon%20Window"):
+        status, answer = get_json(base, f"/v1/sample?label={label}&n=3&seed=5&format=json")
+        assert status == 200, answer
+        assert (answer["label"], answer["split"], answer["local_class"], answer["step"], answer["seed"]) == (417, 41, 7, 12, 5)
+        assert all(np.array_equal(decoded(image), want) for image, want in zip(answer["images"], expected))
+
+    status, kind, png = call(base, "/v1/sample?label=417&n=16")
+    assert status == 200 and kind == "image/png"
+    grid = Image.open(__import__("io").BytesIO(png))
+    assert grid.size == (4 * 34 + 2, 4 * 34 + 2)  # the same grid `ensemble sample` writes
+
+    status, health = get_json(base, "/healthz")
+    assert status == 200 and health == {"ok": True, "classes": 1000}
+
+
+def test_many_labels_in_one_request_come_back_in_the_order_asked(served):
+    _, base = served
+    status, answer = get_json(base, "/v1/samples", {"labels": [421, "violet bar on maroon window", 410, 417], "n": 2,
+                                                    "seed": 1})  # fmt: skip
+    assert status == 200, answer
+    results = answer["results"]
+    assert [(r["label"], r["split"], len(r["images"])) for r in results] == [(421, 42, 2), (417, 41, 2), (410, 41, 2),
+                                                                             (417, 41, 2)]  # fmt: skip
+    assert results[1]["images"] == results[3]["images"]  # the same label and seed: the same images
+
+
+@pytest.mark.parametrize("path, body, status, fragment", [
+    ("/v1/sample?label=balloon", None, 404, "no class is named 'balloon'"),
+    ("/v1/sample?label=1000", None, 404, "out of range"),
+    ("/v1/sample?label=5", None, 409, "split 0 (label 5) has no checkpoint yet"),
+    ("/v1/sample?label=417&n=0", None, 422, "n must be between 1 and 256"),
+    ("/v1/sample?label=417&n=257", None, 422, "n must be between 1 and 256"),
+    ("/v1/sample?label=417&n=many", None, 422, "n: "),
+    ("/v1/sample?label=417&format=gif", None, 422, "format must be png or json"),
+    ("/v1/sample", None, 422, "label: Field required"),
+    ("/v1/samples", b"not json", 422, "the body is not JSON"),
+    ("/v1/samples", b'{"labels": []}', 422, "non-empty list `labels`"),
+    ("/v1/samples", b'{"labels": [417], "n": "4"}', 422, "n and seed must be integers"),
+    ("/v1/samples", json.dumps({"labels": [417] * 5, "n": 256}).encode(), 422, "at most 1024 per request"),
+    ("/v1/samples", json.dumps({"labels": ["x" * 70_000]}).encode(), 413, "at most 65536"),
+    ("/v1/nothing", None, 404, "Not Found"),
+])  # fmt: skip
+def test_bad_requests_get_one_line_of_json_and_the_right_status(served, path, body, status, fragment):
+    _, base = served
+    got, kind, data = call(base, path, body)
+    assert got == status and kind.startswith("application/json"), (got, kind, data[:300])
+    error = json.loads(data).get("error") or json.loads(data).get("detail")
+    assert fragment in error and "\n" not in error and "Traceback" not in error, error
+
+
+def test_a_new_checkpoint_is_served_within_seconds_and_a_corrupt_one_is_refused_for_its_split_alone(served):
+    import torch
+
+    from workers.checkpoints import GeneratorInfo, load_generator, save_generator
+
+    run, base = served
+    manifest = RunDir(run)
+    # What a launch still training writes: a newer generator, then the manifest naming its step.
+    generator, info = load_generator(run / "splits" / "042" / "generator.safetensors")
+    with torch.no_grad():
+        for parameter in generator.parameters():
+            parameter.add_(0.05)
+    newer = GeneratorInfo(config=info.config, step=18, split=42, classes=info.classes, class_names=info.class_names)
+    save_generator(run / "splits" / "042", generator, newer)
+    records = manifest.read_manifest()
+    records[42].checkpoint_step = records[42].step = 18
+    manifest.write_manifest(records)
+    wait_for(lambda: get_json(base, "/v1/sample?label=421&n=1&format=json")[1].get("step") == 18, timeout=30,
+             what="the new checkpoint to be served")  # fmt: skip
+
+    # A corrupt file: that split answers 500 naming it; the other keeps serving.
+    (run / "splits" / "042" / "generator.safetensors").write_bytes(b"\x00" * 64)
+    records[42].checkpoint_step = records[42].step = 24
+    manifest.write_manifest(records)
+
+    def refused():
+        status, answer = get_json(base, "/v1/sample?label=421&n=1&format=json")
+        return answer if status == 500 else None
+
+    error = wait_for(refused, timeout=30, what="the corrupt checkpoint to be refused")["error"]
+    assert "split 42 cannot be served" in error and "generator.safetensors is unreadable" in error, error
+    status, answer = get_json(base, "/v1/sample?label=417&n=1&format=json")
+    assert status == 200 and answer["split"] == 41
+
+
+def test_the_gallery_shows_a_class_s_samples_in_headless_chromium(served):
+    from tests.browser import HeadlessChromium
+
+    _, base = served
+    with HeadlessChromium(1000, 800) as browser:
+        browser.open(f"{base}/?label=violet%20bar%20on%20maroon%20window")
+        wait_for(lambda: browser.evaluate("document.body.dataset.ready") == "yes", timeout=60, what="the gallery")
+        shown = browser.evaluate("""({
+            images: Array.from(document.querySelectorAll('#images img')).map(i => i.naturalWidth),
+            about: document.getElementById('about').textContent,
+            options: document.querySelectorAll('#names option').length})""")
+        assert shown["images"] == [32] * 16 and shown["options"] == 1000
+        assert "417 violet bar on maroon window: split 41, local class 7" in shown["about"]
+        assert browser.errors() == []
+        ARTIFACTS.mkdir(exist_ok=True)
+        browser.screenshot(ARTIFACTS / "serve-gallery.png")
+
+
+def test_ensemble_serve_starts_answers_and_stops_cleanly_on_sigterm(served, tmp_path):
+    run, _ = served
+    port = free_port()
+    process = subprocess.Popen([*installed_command(), "serve", "--run", str(run), "--port", str(port)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                               start_new_session=True)  # fmt: skip
+    try:
+        line = process.stdout.readline()
+        assert f"at http://127.0.0.1:{port}/" in line, process.stderr.read()[-3000:] if process.poll() is not None else line
+        status, answer = get_json(f"http://127.0.0.1:{port}", "/v1/sample?label=417&n=2&format=json")
+        assert status == 200 and answer["split"] == 41
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=120) == 0
+        assert "Traceback" not in process.stderr.read()
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    # Nothing listens on the port any more (connections in TIME_WAIT may remain, as after any server).
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind(("127.0.0.1", port))
+
+
+
+def test_a_port_in_use_is_refused_in_one_line_before_a_cluster_starts(tmp_path):
+    from tests.helpers import assert_one_line_error, planned_run
+
+    planned_run(tmp_path / "run")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        busy = invoke("serve", "--run", tmp_path / "run", "--port", str(port))
+    assert_one_line_error(busy, f"cannot listen on 127.0.0.1:{port}", "pass another --port")
+
+
+@pytest.mark.faults  # kills a process and waits for Serve to replace it
+def test_a_generator_replica_killed_under_load_is_replaced_and_requests_keep_being_answered(served):
+    import threading
+    import time
+
+    import ray._private.state  # the GCS's actor table, through this process's connection (no dashboard needed)
+
+    _, base = served
+
+    def replica_pids() -> set[int]:
+        return {a["Pid"] for a in ray._private.state.actors().values()
+                if a["State"] == "ALIVE" and a["ActorClassName"].endswith("Generators")}  # fmt: skip
+
+    (victim,) = replica_pids()
+    outcomes: list[tuple[int, float]] = []
+    stop = threading.Event()
+
+    def load(label: str) -> None:
+        while not stop.is_set():
+            started = time.monotonic()
+            status, _, _ = call(base, f"/v1/sample?label={label}&n=4&format=json", timeout=30)
+            outcomes.append((status, time.monotonic() - started))
+
+    threads = [threading.Thread(target=load, args=(label,)) for label in ("417", "415", "413", "411")]
+    for thread in threads:
+        thread.start()
+    time.sleep(3)
+    before = len(outcomes)
+    os.kill(victim, signal.SIGKILL)
+    replaced = wait_for(lambda: replica_pids() - {victim}, timeout=120, what="Serve to start a new replica")
+    time.sleep(3)  # and answer through it for a while
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=60)
+    failed = [o for o in outcomes if o[0] != 200]
+    slowest = max(seconds for _, seconds in outcomes)
+    print(f"\nreplica kill: {len(outcomes)} requests ({before} before the kill), {len(failed)} failed, "
+          f"slowest {slowest:.1f} s, new replica pid {replaced}")
+    assert len(outcomes) > before + 20  # requests went on being answered after the kill
+    assert len(failed) <= 0.01 * len(outcomes), failed[:5]
+    assert slowest < 30  # none hung past the client's timeout
