@@ -97,6 +97,8 @@ def test_routing_by_index_name_and_class_id_gives_the_cli_s_images(served, tmp_p
 
     status, health = get_json(base, "/healthz")
     assert status == 200 and health == {"ok": True, "classes": 1000}
+    status, schema = get_json(base, "/openapi.json")  # the API described, as FastAPI gives it
+    assert status == 200 and {"/v1/classes", "/v1/sample", "/v1/samples", "/healthz"} <= set(schema["paths"])
 
 
 def test_many_labels_in_one_request_come_back_in_the_order_asked(served):
