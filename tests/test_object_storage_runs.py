@@ -113,3 +113,18 @@ def test_an_image_folder_on_s3_is_listed_decoded_once_and_cached_with_the_run(s3
         assert (browser.evaluate("document.images.length"), broken, browser.errors()) == (4 + 2 * 5, 0, [])
         ARTIFACTS.mkdir(exist_ok=True)
         browser.screenshot(ARTIFACTS / "report-image-folder-s3.png", full_page=True)
+
+    # Served from S3: the generator replica reads the generator through the same layer.
+    from ray import serve
+
+    from ensemble.serving import build_app
+    from tests.test_serving import free_port, get_json
+
+    port = free_port()
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    try:
+        serve.run(build_app(run, cpus_per_replica=0.5), name="acgan-s3", route_prefix="/", blocking=False)
+        status, answer = get_json(f"http://127.0.0.1:{port}", "/v1/sample?label=class_3&n=2&format=json")
+        assert status == 200 and (answer["split"], answer["local_class"], answer["step"]) == (1, 1, 12), answer
+    finally:
+        serve.shutdown()
