@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import io
 import os
+import sys
 import time
 from dataclasses import dataclass
 
@@ -165,6 +166,8 @@ def serve_forever(run_dir: str, host: str, port: int, address: str | None, **opt
     app = build_app(run_dir, **options)  # every check of the options and the run, then the port's
     check_port(host, port)
     cluster = connect(address)
+    where = "a new local Ray cluster" if cluster.started_here else f"the Ray cluster at {cluster.address}"
+    print(f"Deploying on {where} ...", file=sys.stderr, flush=True)  # a first answer: this takes seconds
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
