@@ -44,6 +44,7 @@ class HeadlessChromium:
              "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0", f"--user-data-dir={self.profile}",
              f"--window-size={width},{height}", "about:blank"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            env={**os.environ, "TMPDIR": self.profile},  # its own temp files go with the profile, not into /tmp
         )  # fmt: skip
         port_file = Path(self.profile) / "DevToolsActivePort"
         deadline = time.monotonic() + 60
