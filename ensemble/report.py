@@ -122,9 +122,12 @@ def build_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
 
 
 def _history_rows(run: RunDir, split: int) -> list[dict]:
-    history = run.split_dir(split) / HISTORY_NAME
-    with storage_errors(str(history)):
-        return read_history(run.split_dir(split)) if history.exists() else []
+    """The split's history, or none before its first checkpoint: one read, no separate lookup."""
+    try:
+        with storage_errors(str(run.split_dir(split) / HISTORY_NAME)):
+            return read_history(run.split_dir(split))
+    except FileNotFoundError:
+        return []
 
 
 def _draw_samples(run: RunDir, spec: RunSpec, pictures: list[SplitPictures], checkpoint: str,
@@ -203,11 +206,10 @@ def _flags(record: SplitRecord, status: RunStatus) -> dict[int, str]:
 
 def _webp(image) -> Picture:
     """A (3, H, W) uint8 tensor, as WebP."""
-    from PIL import Image
+    from workers.sampling import encode
 
-    buffer = io.BytesIO()
-    Image.fromarray(image.permute(1, 2, 0).numpy()).save(buffer, format="WEBP", quality=90, method=4)
-    return Picture(_data_uri(buffer.getvalue(), "image/webp"), image.shape[2], image.shape[1])
+    data = encode(image, "WEBP", quality=90, method=4)
+    return Picture(_data_uri(data, "image/webp"), image.shape[2], image.shape[1])
 
 
 def _png(data: bytes) -> Picture:

@@ -14,7 +14,6 @@ generator file and the same `workers.sampling.generate`.
 from __future__ import annotations
 
 import base64
-import io
 import os
 import sys
 import time
@@ -24,6 +23,7 @@ from ensemble.errors import EnsembleError
 from ensemble.routing import Route, Router
 from ensemble.sampler import generator_path
 from manifests.run_dir import RunDir
+from manifests.schema import SplitRecord
 
 MAX_PER_LABEL = 256
 MAX_PER_REQUEST = 1024
@@ -56,14 +56,23 @@ class ServedModel:
         return f"{self.path}@{self.step}"
 
 
-def served_model(route: Route, checkpoint: str) -> ServedModel:
-    record = route.record
+def served_generator(record: SplitRecord, checkpoint: str) -> ServedModel | None:
+    """What a split's requests are served from, or None before its first checkpoint."""
     path, kind = generator_path(record, checkpoint)
     if not path:
-        raise RequestError(409, f"split {record.split} (label {route.global_label}) has no checkpoint yet "
-                                f"(status: {record.status}); try again once it has checkpointed")  # fmt: skip
+        return None
     step = record.best_step if kind == "best" else record.checkpoint_step
     return ServedModel(record.split, path, kind, int(step or 0))
+
+
+def served_model(route: Route, checkpoint: str) -> ServedModel:
+    """served_generator for a label's request: 409 before the split's first checkpoint."""
+    model = served_generator(route.record, checkpoint)
+    if model is None:
+        record = route.record
+        raise RequestError(409, f"split {record.split} (label {route.global_label}) has no checkpoint yet "
+                                f"(status: {record.status}); try again once it has checkpointed")  # fmt: skip
+    return model
 
 
 class ManifestView:
@@ -97,17 +106,11 @@ def check_count(n: int, labels: int = 1) -> None:
         raise RequestError(422, f"{labels} labels x n={n} is {n * labels} images; at most {MAX_PER_REQUEST} per request")
 
 
-def png_bytes(image) -> bytes:
-    """A (3, H, W) uint8 tensor as PNG."""
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray(image.permute(1, 2, 0).numpy()).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 def b64_png(image) -> str:
-    return base64.b64encode(png_bytes(image)).decode("ascii")
+    """A (3, H, W) uint8 tensor as base64 PNG, for JSON answers."""
+    from workers.sampling import encode
+
+    return base64.b64encode(encode(image)).decode("ascii")
 
 
 def build_app(run_dir: str, checkpoint: str = "best", replicas: int = 1, models_per_replica: int = 8,

@@ -11,10 +11,9 @@ from ray import serve
 from ray.exceptions import RayActorError
 
 from ensemble.serving import (
-    MAX_BODY_BYTES, MAX_PER_LABEL, REQUEST_TIMEOUT_S, ManifestView, RequestError, b64_png, check_count, png_bytes,
-    served_model,
+    MAX_BODY_BYTES, MAX_PER_LABEL, REQUEST_TIMEOUT_S, ManifestView, RequestError, b64_png, check_count,
+    served_generator, served_model,
 )  # fmt: skip
-from ensemble.sampler import generator_path
 from ensemble.serving_page import GALLERY
 
 api = FastAPI(
@@ -122,12 +121,12 @@ def make_ingress(models_per_replica: int):
         async def classes(self) -> dict:
             rows = []
             for record in self.manifest.current().records:
-                path, kind = generator_path(record, self.checkpoint)
-                step = (record.best_step if kind == "best" else record.checkpoint_step) if path else None
+                model = served_generator(record, self.checkpoint)
                 for local, (label, name, class_id) in enumerate(zip(record.classes, record.class_names,
                                                                     record.class_ids)):  # fmt: skip
                     rows.append({"label": label, "name": name, "class_id": class_id, "split": record.split,
-                                 "local_class": local, "checkpoint": kind if path else None, "step": step})  # fmt: skip
+                                 "local_class": local, "checkpoint": model and model.kind,
+                                 "step": model and model.step})  # fmt: skip
             return {"classes": rows}
 
         @api.get("/v1/sample")
@@ -138,10 +137,10 @@ def make_ingress(models_per_replica: int):
             route, model = self._route(label)
             images, step = (await self._sample({model: [(route, n, seed)]}))[(route.global_label, seed)]
             if format == "png":
-                from workers.sampling import tile
+                from workers.sampling import encode, tile
 
                 headers = {"X-Label": str(route.global_label), "X-Split": str(model.split), "X-Step": str(step)}
-                return Response(png_bytes(tile(images)), media_type="image/png", headers=headers)
+                return Response(encode(tile(images)), media_type="image/png", headers=headers)
             return self._json(route, model, step, seed, images)
 
         @api.post("/v1/samples")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 
 from workers.model import Generator
-from workers.sampling import generate, tile
+from workers.sampling import generate, render, tile
 
 SAMPLES_PER_CLASS = 6
 REAL_PER_CLASS = 6
@@ -43,10 +43,10 @@ def split_figures(generator: Generator, num_classes: int, seed: int = 0) -> Spli
     weights = torch.linspace(0, 1, INTERPOLATION_STEPS).view(1, -1, 1)
     noise = ends[0].unsqueeze(1) * (1 - weights) + ends[1].unsqueeze(1) * weights  # (rows, steps, z)
     labels = torch.arange(rows).repeat_interleave(INTERPOLATION_STEPS)
-    within = _images(generator, noise.reshape(-1, z_dim), labels)
+    within = render(generator, noise.reshape(-1, z_dim), labels)
 
     fixed = torch.randn(FIXED_NOISE_ROWS, z_dim, generator=rng).repeat_interleave(num_classes, dim=0)
-    across = _images(generator, fixed, torch.arange(num_classes).repeat(FIXED_NOISE_ROWS))
+    across = render(generator, fixed, torch.arange(num_classes).repeat(FIXED_NOISE_ROWS))
     return SplitFigures(
         firsts=[images[0] for images in per_class],
         samples=tile(torch.cat(per_class), columns=SAMPLES_PER_CLASS),
@@ -64,9 +64,3 @@ def real_grid(images: torch.Tensor, labels: torch.Tensor, num_classes: int) -> t
         blank = torch.zeros(REAL_PER_CLASS - len(mine), 3, size, size, dtype=torch.uint8)
         rows.append(torch.cat([mine, blank]))
     return tile(torch.cat(rows), columns=REAL_PER_CLASS)
-
-
-def _images(generator: Generator, noise: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    device = next(generator.parameters()).device
-    images = generator(noise.to(device), labels.to(device))
-    return images.add(1.0).mul(127.5).round().clamp(0, 255).to(torch.uint8).cpu()

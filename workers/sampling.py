@@ -1,6 +1,7 @@
-"""Generating images of one class from a trained generator, and writing them as PNG."""
+"""Generating images from a trained generator, and encoding them (PNG files, image bytes)."""
 from __future__ import annotations
 
+import io
 import math
 from pathlib import Path
 
@@ -16,7 +17,14 @@ def generate(generator: Generator, local_label: int, count: int, seed: int) -> t
     device = next(generator.parameters()).device
     noise = torch.randn(count, generator.config.z_dim, generator=rng).to(device)
     labels = torch.full((count,), local_label, dtype=torch.long, device=device)
-    images = generator(noise, labels)
+    return render(generator, noise, labels)
+
+
+@torch.no_grad()
+def render(generator: torch.nn.Module, noise: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """G(noise, labels) as (N, C, S, S) uint8 on the CPU."""
+    device = next(generator.parameters()).device
+    images = generator(noise.to(device), labels.to(device))
     return images.add(1.0).mul(127.5).round().clamp(0, 255).to(torch.uint8).cpu()
 
 
@@ -33,10 +41,24 @@ def tile(images: torch.Tensor, padding: int = 2, columns: int | None = None) -> 
     return grid
 
 
+def to_pil(image: torch.Tensor):
+    """A (C, H, W) uint8 tensor as a PIL image."""
+    from PIL import Image
+
+    return Image.fromarray(image.permute(1, 2, 0).numpy())
+
+
+def encode(image: torch.Tensor, format: str = "PNG", **options) -> bytes:
+    """A (C, H, W) uint8 tensor as the bytes of an image file (PIL's format names and options)."""
+    buffer = io.BytesIO()
+    to_pil(image).save(buffer, format=format, **options)
+    return buffer.getvalue()
+
+
 def write_png(image: torch.Tensor, path: Path, scale: int = 1) -> None:
     from PIL import Image
 
-    picture = Image.fromarray(image.permute(1, 2, 0).numpy())
+    picture = to_pil(image)
     if scale > 1:
         picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
     picture.save(path)

@@ -84,19 +84,16 @@ def write_segment(split_dir: Location, split: int, rows: list[list[float]], afte
 def sample_grid(sampler: torch.nn.Module, num_classes: int, z_dim: int) -> torch.Tensor:
     """(3, H, W) uint8: SAMPLES_PER_CLASS images per class, a row each, the same noise at every
     checkpoint so that the grids show what training changed."""
-    from workers.sampling import tile
+    from workers.sampling import render, tile
 
-    device = next(sampler.parameters()).device
-    noise = torch.randn(SAMPLES_PER_CLASS, z_dim, generator=torch.Generator().manual_seed(0)).to(device)
-    noise = noise.repeat(num_classes, 1)
-    labels = torch.arange(num_classes, device=device).repeat_interleave(SAMPLES_PER_CLASS)
+    noise = torch.randn(SAMPLES_PER_CLASS, z_dim, generator=torch.Generator().manual_seed(0)).repeat(num_classes, 1)
+    labels = torch.arange(num_classes).repeat_interleave(SAMPLES_PER_CLASS)
     was_training = sampler.training
     sampler.eval()
     try:
-        images = sampler(noise, labels)
+        images = render(sampler, noise, labels)
     finally:
         sampler.train(was_training)
-    images = images.add(1.0).mul(127.5).round().clamp(0, 255).to(torch.uint8).cpu()
     return tile(images, columns=SAMPLES_PER_CLASS)
 
 
@@ -113,15 +110,12 @@ def _merged(values: list):
 
 
 def _image(tag: str, grid: torch.Tensor):
-    import io
-
-    from PIL import Image
     from tensorboardX.proto.summary_pb2 import Summary
 
-    buffer = io.BytesIO()
-    Image.fromarray(grid.permute(1, 2, 0).numpy()).save(buffer, format="PNG")
+    from workers.sampling import encode
+
     channels, height, width = grid.shape
-    image = Summary.Image(height=height, width=width, colorspace=channels, encoded_image_string=buffer.getvalue())
+    image = Summary.Image(height=height, width=width, colorspace=channels, encoded_image_string=encode(grid))
     return Summary(value=[Summary.Value(tag=tag, image=image)])
 
 

@@ -60,14 +60,12 @@ def open_dataset(spec: str):
 def load_split_images(spec: str, classes: list[int], image_size: int, cache_dir=None) -> LoadedImages:
     """One split's images; decoded once, then read from cache_dir (a path, URI or
     Location) on later attempts."""
-    from workers.datasets.cache import cache_key, cache_path, read_cache, write_cache
+    from workers.datasets.cache import write_cache
 
     dataset = open_dataset(spec)
     if cache_dir is None or not hasattr(dataset, "fingerprint"):
         return dataset.load_classes(classes, image_size)
-    path = cache_path(cache_dir, image_size)
-    key = cache_key(dataset.name, dataset.fingerprint(classes), classes, image_size)
-    cached = read_cache(path, key)
+    path, key, cached = _cached(dataset, classes, image_size, cache_dir)
     if cached is not None:
         return cached
     data = dataset.load_classes(classes, image_size)
@@ -78,16 +76,10 @@ def load_split_images(spec: str, classes: list[int], image_size: int, cache_dir=
     return data
 
 
-__all__ = ["BUILTIN", "BuiltinDataset", "DatasetError", "ImageFolderDataset", "LoadedImages", "load_split_images",
-           "normalise_spec", "open_dataset"]  # fmt: skip
-
-
 def real_examples(spec: str, classes: list[int], image_size: int, per_class: int, cache_dir=None) -> LoadedImages:
     """A few images of each class, for people to look at: from the split's decode cache when
     it has one, else decoding (or drawing) only those few."""
     import torch
-
-    from workers.datasets.cache import cache_key, cache_path, read_cache
 
     dataset = open_dataset(spec)
     if isinstance(dataset, BuiltinDataset):
@@ -96,10 +88,22 @@ def real_examples(spec: str, classes: list[int], image_size: int, per_class: int
         images = torch.cat([render_class(c, per_class) for c in classes])
         return LoadedImages(images, torch.arange(len(classes)).repeat_interleave(per_class), skipped=0)
     if cache_dir is not None and hasattr(dataset, "fingerprint"):
-        key = cache_key(dataset.name, dataset.fingerprint(classes), classes, image_size)
-        cached = read_cache(cache_path(cache_dir, image_size), key)
+        cached = _cached(dataset, classes, image_size, cache_dir)[2]
         if cached is not None:
             return cached
     if isinstance(dataset, ImageFolderDataset):
         return dataset.load_classes(classes, image_size, per_class=per_class)
     return dataset.load_classes(classes, image_size)
+
+
+def _cached(dataset, classes: list[int], image_size: int, cache_dir):
+    """(the cache file, the key the split's images have now, what the cache holds under that key or None)."""
+    from workers.datasets.cache import cache_key, cache_path, read_cache
+
+    path = cache_path(cache_dir, image_size)
+    key = cache_key(dataset.name, dataset.fingerprint(classes), classes, image_size)
+    return path, key, read_cache(path, key)
+
+
+__all__ = ["BUILTIN", "BuiltinDataset", "DatasetError", "ImageFolderDataset", "LoadedImages", "load_split_images",
+           "normalise_spec", "open_dataset", "real_examples"]  # fmt: skip
