@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
-import time
 from pathlib import Path
 
 import click
@@ -16,20 +15,6 @@ import click
 from workers.presets import DEFAULT_PRESET, PRESETS, REAL_IMAGES, get_preset  # configs only: no torch, ~30 ms
 
 PRESET_NAMES = tuple(PRESETS)
-SMALL_PRESETS = ("cpu-32", "cifar-32")
-"""Presets whose one split leaves a GPU mostly idle (bench/README.md, the H200 figures)."""
-
-
-def installed_command() -> list[str]:
-    """How to run this CLI as a user would, from the running interpreter: the `ensemble`
-    script installed beside it (its virtual environment need not be activated), else the
-    module. Used by the benchmarks and the tests that run it as a process."""
-    import shutil
-
-    script = shutil.which("ensemble", path=str(Path(sys.executable).parent))
-    return [script] if script else [sys.executable, "-m", "cli"]
-
-
 def _preset_defaults(field: str) -> str:
     """`450 for cpu-32, 50000 for the others`: a recipe field of every preset, for --help."""
     groups: dict[object, list[str]] = {}
@@ -77,6 +62,14 @@ def user_errors():
         sys.exit(130)
     except UserError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def _split_ids(ctx, param, value: str | None) -> tuple[int, ...] | None:
+    """--only's callback: `0-9,41` -> (0, ..., 9, 41), a bad list refused in one line."""
+    from ensemble.planning import parse_split_ids
+
+    with user_errors():
+        return parse_split_ids(value)
 
 
 class OneLineErrors(click.Group):
@@ -137,7 +130,7 @@ def main() -> None:
 @click.option("--address", help="Existing Ray cluster to use (or RAY_ADDRESS). [default: start a local one]")
 @click.option("--gpus-per-split", type=float, help="GPUs per split, fractions allowed. [default: 1 on a GPU cluster, else 0]")
 @click.option("--cpus-per-split", type=float, default=1.0, show_default=True, help="CPUs per split.")
-@click.option("--only", callback=lambda ctx, param, value: _parse_split_ids(value),
+@click.option("--only", callback=_split_ids,
               help="Train just these splits, e.g. `41` or `0-9,41`; the rest stay pending.")
 @click.option("--quality-retries", type=int,
               help="Fresh seeds a split may be retrained with when its best generator fails a class "
@@ -160,7 +153,8 @@ def launch(run_dir: str, **options) -> None:
       ensemble launch --address ray://head:10001 --run /shared/runs/in1k
       ensemble launch --run runs/in1k --quality-retries 2   # flagged splits: 2 more seeds
     """
-    from ensemble.coordinator import LaunchRequest, launch as run_launch
+    from ensemble.console import LaunchView, counts_text, nothing_to_do
+    from ensemble.launch.coordinator import LaunchRequest, launch as run_launch
     from ensemble.run_spec import parse_overrides
 
     with user_errors():
@@ -168,9 +162,9 @@ def launch(run_dir: str, **options) -> None:
         request = LaunchRequest(run_dir=run_dir, **options)
         with LaunchView(gpus_asked=options["gpus_per_split"] is not None) as view:
             summary = run_launch(request, view)
-    counts = _counts_text(summary.counts)
+    counts = counts_text(summary.counts)
     if summary.submitted == 0:
-        click.echo(_nothing_to_do(summary, options["only"]))
+        click.echo(nothing_to_do(summary, options["only"]))
     else:
         click.echo(f"Done in {summary.wall_seconds:.0f} s: {counts}. Manifest: {summary.run_dir / 'manifest.parquet'}")
     if summary.counts.get("flagged"):
@@ -181,116 +175,6 @@ def launch(run_dir: str, **options) -> None:
     if summary.counts.get("failed"):
         click.echo("Some splits failed; see `ensemble status`, then relaunch to retry them.", err=True)
         sys.exit(1)
-
-
-def _counts_text(counts: dict[str, int]) -> str:
-    return ", ".join(f"{n} {status}" for status, n in counts.items() if n)
-
-
-def _nothing_to_do(summary, only: tuple[int, ...] | None) -> str:
-    """Why a launch trained nothing: the whole run has finished, or the splits --only names have."""
-    if only is None:
-        return f"Nothing to do: every split of {summary.run_dir} has finished training ({_counts_text(summary.counts)})."
-    from ensemble.planning import format_split_ids
-    from manifests.schema import Status
-
-    selected = sum(summary.selected.values())
-    others = {status: n - summary.selected.get(status, 0) for status, n in summary.counts.items()}
-    unfinished = sum(n for status, n in others.items() if status not in Status.FINISHED)
-    which = f"split {format_split_ids(only)}, which has" if selected == 1 else f"splits {format_split_ids(only)}, which have"
-    line = f"Nothing to do: --only selects {which} finished training ({_counts_text(summary.selected)})"
-    if sum(others.values()):
-        line += f"; the run's other {sum(others.values())} splits: {_counts_text(others)}"
-    return line + ("; leave --only out to train them." if unfinished else ".")
-
-
-class LaunchView:
-    """Shows a launch's progress: a live bar on a terminal, a line per finished split otherwise."""
-
-    def __init__(self, gpus_asked: bool = False) -> None:
-        from rich.console import Console
-
-        self.console = Console(stderr=True)
-        self.gpus_asked = gpus_asked
-        self.progress = None
-        self.last_line = 0.0
-
-    def __enter__(self) -> "LaunchView":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.progress is not None:
-            self.progress.stop()
-
-    def launched(self, cluster, spec, todo, gpus_per_split) -> None:
-        where = "a new local Ray cluster" if cluster.started_here else f"the Ray cluster at {cluster.address}"
-        self.console.print(
-            f"Training {len(todo)} of {spec.splits} splits ({spec.preset}, {spec.steps} steps of {spec.batch_size}) on {where} "
-            f"({cluster.num_cpus:g} CPUs, {cluster.num_gpus:g} GPUs; {gpus_per_split:g} GPU per split)"
-        )
-        if gpus_per_split == 1 and not self.gpus_asked and spec.preset in SMALL_PRESETS:
-            self.console.print(
-                f"tip: one {spec.preset} split leaves a GPU mostly idle; --gpus-per-split 0.125 trains 8 on each "
-                f"(3.1x the steps per second of one per GPU, cifar-32 on an H200: bench/README.md)"
-            )
-        self.total_steps = sum(r.total_steps for r in todo)
-        self.todo = {r.split for r in todo}
-        if self.console.is_terminal:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-            self.progress = Progress(
-                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("{task.fields[detail]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                console=self.console,
-            )  # fmt: skip
-            self.splits_bar = self.progress.add_task("splits", total=len(todo), detail="")
-            self.steps_bar = self.progress.add_task("steps ", total=self.total_steps, detail="")
-            self.progress.start()
-
-    def retrying(self, record) -> None:
-        self.console.print(f"split {record.split}: {record.flagged}; training it again with a new seed "
-                           f"(its seed number {len(record.seeds)})")
-        self.total_steps += record.total_steps
-        if self.progress is not None:
-            self.progress.update(self.steps_bar, total=self.total_steps)
-
-    def updated(self, records) -> None:
-        mine = [r for r in records if r.split in self.todo]
-        done = sum(r.status in ("succeeded", "flagged", "failed") for r in mine)
-        running = sum(r.status == "running" for r in mine)
-        steps = sum(r.step for r in mine)
-        if self.progress is not None:
-            self.progress.update(self.splits_bar, completed=done, detail=f"{running} running")
-            self.progress.update(self.steps_bar, completed=steps, detail="")
-        elif time.monotonic() - self.last_line >= 30:
-            self.console.print(f"{done}/{len(mine)} splits done, {running} running, {steps}/{self.total_steps} steps")
-            self.last_line = time.monotonic()
-
-    def finished(self, record) -> None:
-        if record.status == "failed":
-            self.console.print(f"[bold red]split {record.split} failed[/]: {record.error}")
-        elif record.status == "flagged":
-            self.console.print(f"[bold yellow]split {record.split} flagged[/]: {record.flagged}")
-        elif self.progress is None:
-            self.console.print(f"split {record.split} succeeded at step {record.step}")
-
-
-def _parse_split_ids(value: str | None) -> tuple[int, ...] | None:
-    if value is None:
-        return None
-    ids: list[int] = []
-    for part in value.split(","):
-        low, _, high = part.strip().partition("-")
-        try:
-            first, last = int(low), int(high or low)
-        except ValueError:
-            # A one-line error like every other bad input (BadParameter would print the usage too).
-            raise click.ClickException(f"--only {value!r} is not a list of split ids like `41` or `0-9,41`") from None
-        if last < first:
-            raise click.ClickException(f"--only {value!r} selects no split: {part.strip()} runs backwards; "
-                                       f"write it {last}-{first}")  # fmt: skip
-        ids.extend(range(first, last + 1))
-    return tuple(ids)
 
 
 @main.command()
@@ -309,10 +193,10 @@ def status(run_dir: str, as_json: bool, summary: bool, watch: bool, interval: fl
       ensemble status --watch --interval 5
       ensemble status --run runs/in1k --json | jq '.splits[] | select(.status=="failed")'
     """
-    from ensemble.status import read_status
+    from ensemble.status.read import read_status
 
     if watch:
-        from ensemble.status_watch import watch_status
+        from ensemble.status.watch import watch_status
 
         def draw(run_status) -> str:
             if as_json:
@@ -338,7 +222,7 @@ def _print_status_table(run_status) -> None:
 
 
 def _status_table_lines(run_status) -> list[str]:
-    from ensemble.status_table import table_lines
+    from ensemble.status.table import table_lines
 
     style = click.style if sys.stdout.isatty() else (lambda text, **_: text)
     return table_lines(run_status.records, style, run_status.evaluated)
@@ -346,7 +230,7 @@ def _status_table_lines(run_status) -> list[str]:
 
 @main.command()
 @RUN_OPTION
-@click.option("--only", callback=lambda ctx, param, value: _parse_split_ids(value),
+@click.option("--only", callback=_split_ids,
               help="Evaluate just these splits, e.g. `41` or `0-9,41`; the other rows of evaluation.parquet stay.")
 @click.option("--samples", type=int, default=100, show_default=True, help="Generated images per class.")
 @CHECKPOINT_OPTION
@@ -371,6 +255,8 @@ def evaluate(run_dir: str, only, samples: int, checkpoint: str, classifier_weigh
       ensemble evaluate --run runs/in1k --classifier-weights ~/weights/inception_v3.pth
     """
     from ensemble.evaluate import evaluate_run
+
+    from ensemble.console import SplitsProgressView
 
     with user_errors(), SplitsProgressView(quiet=as_json) as view:
         report = evaluate_run(run_dir, only, samples, checkpoint, classifier_weights, progress=view.progress)
@@ -410,7 +296,9 @@ def report(run_dir: str, out: str | None, checkpoint: str, as_json: bool) -> Non
       ensemble report --run runs/in1k --out ~/in1k.html --checkpoint latest
       ensemble report --run s3://bucket/runs/in1k      # writes ./report.html
     """
-    from ensemble.report import build_report
+    from ensemble.report.build import build_report
+
+    from ensemble.console import SplitsProgressView
 
     with user_errors(), SplitsProgressView(quiet=as_json, doing="drawing splits") as view:
         result = build_report(run_dir, out, checkpoint, progress=view.progress)
@@ -452,7 +340,7 @@ def serve(run_dir: str, host: str, port: int, replicas: int, models_per_replica:
       curl -o 417.png 'http://127.0.0.1:8000/v1/sample?label=417&n=16'
       ensemble serve --run s3://bucket/runs/in1k --address HEAD:6379 --replicas 4 --gpus-per-replica 0.25
     """
-    from ensemble.serving import serve_forever
+    from ensemble.serve.command import serve_forever
 
     with user_errors():
         serve_forever(run_dir, host, port, address, checkpoint=checkpoint, replicas=replicas,
@@ -461,37 +349,6 @@ def serve(run_dir: str, host: str, port: int, replicas: int, models_per_replica:
 
 def _maybe(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
-
-
-class SplitsProgressView:
-    """A progress bar over the splits on a terminal (stderr), nothing otherwise."""
-
-    def __init__(self, quiet: bool, doing: str = "evaluating splits") -> None:
-        from rich.console import Console
-
-        self.console = Console(stderr=True)
-        self.bar = None
-        self.quiet = quiet
-        self.doing = doing
-
-    def __enter__(self) -> "SplitsProgressView":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.bar is not None:
-            self.bar[0].stop()
-
-    def progress(self, done: int, total: int, record) -> None:
-        if self.quiet or not self.console.is_terminal:
-            return
-        if self.bar is None:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
-
-            bar = Progress(f"[bold]{self.doing}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                           TimeRemainingColumn(), console=self.console)  # fmt: skip
-            self.bar = (bar, bar.add_task("splits", total=total))
-            bar.start()
-        self.bar[0].update(self.bar[1], completed=done)
 
 
 @main.command()
@@ -511,7 +368,7 @@ def sample(label: str, run_dir: str, count: int, seed: int, out: Path | None, sc
       ensemble sample --label "violet bar on maroon window" --n 64 --scale 4
       ensemble sample --label 417 --out samples/417/ --n 100
     """
-    from ensemble.sampler import sample_label
+    from ensemble.sample import sample_label
 
     with user_errors():
         result = sample_label(run_dir, label, count, seed, out, scale, checkpoint)

@@ -69,7 +69,7 @@ def main() -> None:
 
     from quality import accuracy_on, train_classifier
     from workers.checkpoints import load_generator
-    from workers.sampling import generate
+    from workers.images import generate
 
     torch.set_num_threads(2)
     classifier = train_classifier(per_class=100, epochs=4)

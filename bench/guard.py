@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from workers.config import GANConfig, TrainJob  # noqa: E402
 from workers.datasets import load_split_images  # noqa: E402
 from workers.datasets.builtin import CLASS_NAMES  # noqa: E402
-from workers.guard import QualityGuard  # noqa: E402
+from workers.quality.guard import QualityGuard  # noqa: E402
 from workers.presets import get_preset  # noqa: E402
 from workers.step import GAN  # noqa: E402
 from workers.train import train_split  # noqa: E402

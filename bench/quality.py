@@ -25,9 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from ensemble.routing import Router  # noqa: E402
 from manifests.run_dir import RunDir  # noqa: E402
 from workers.checkpoints import load_generator  # noqa: E402
-from workers.datasets.builtin import NUM_CLASSES  # noqa: E402
+from workers.datasets.palette import NUM_CLASSES  # noqa: E402
 from workers.datasets.drawing import render_class  # noqa: E402
-from workers.sampling import generate  # noqa: E402
+from workers.images import generate  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "out"
 SPREAD_LABELS = [7, 123, 250, 417, 502, 588, 666, 731, 864, 999]

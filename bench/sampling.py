@@ -44,7 +44,7 @@ def stages(run: Path, weights: Path | None) -> dict[str, float]:
     from ensemble.routing import Router
     from manifests.run_dir import RunDir
     from workers.checkpoints import load_generator
-    from workers.sampling import generate
+    from workers.images import generate
 
     times = {}
     start = time.perf_counter()

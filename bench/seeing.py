@@ -24,8 +24,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cli import installed_command  # noqa: E402
-from manifests.history import read_history  # noqa: E402
+from bench.command import installed_command  # noqa: E402
+from manifests.tables.history import read_history  # noqa: E402
 from manifests.storage import location  # noqa: E402
 from workers import tensorboard  # noqa: E402
 from workers.config import GANConfig  # noqa: E402

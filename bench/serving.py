@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cli import installed_command  # noqa: E402
+from bench.command import installed_command  # noqa: E402
 
 N_IMAGES = 16
 
@@ -90,7 +90,7 @@ def replica_rss_mib() -> float:
 def serve(run: str, port: int, **options) -> None:
     from ray import serve as ray_serve
 
-    from ensemble.serving import build_app
+    from ensemble.serve.command import build_app
 
     ray_serve.run(build_app(run, **options), name="bench", route_prefix="/", blocking=False)
 

@@ -28,9 +28,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ensemble.routing import Router  # noqa: E402
-from ensemble.status import read_status  # noqa: E402
+from ensemble.status.read import read_status  # noqa: E402
 from manifests.run_dir import RunDir  # noqa: E402
-from manifests.schema import SplitRecord, Status  # noqa: E402
+from manifests.tables.manifest import SplitRecord, Status  # noqa: E402
 from command import ENSEMBLE  # noqa: E402
 
 GOALS = {100: 0.3, 10_000: 1.0}

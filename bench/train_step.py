@@ -29,7 +29,7 @@ import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
-from manifests.history import METRICS  # noqa: E402
+from manifests.tables.history import METRICS  # noqa: E402
 from workers.model import Discriminator, Generator  # noqa: E402
 from workers.presets import get_preset  # noqa: E402
 from workers.step import GAN, draw_batch, train_step  # noqa: E402

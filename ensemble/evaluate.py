@@ -1,5 +1,5 @@
 """`ensemble evaluate`: score every class of every finished split with the paper's measures
-(workers/evaluation.py), write RUN/evaluation.parquet, and say which classes fail.
+(workers/quality/evaluation.py), write RUN/evaluation.parquet, and say which classes fail.
 
 Runs in this process, one split at a time, on the GPU when there is one: each split's
 generator and real-data classifier are small next to the cost of loading its images.
@@ -14,11 +14,11 @@ from typing import Callable
 from ensemble.errors import EnsembleError
 from ensemble.planning import splits_named
 from ensemble.run_spec import RunSpec
-from ensemble.sampler import generator_path
-from manifests.evaluation import read_evaluation, write_evaluation
+from ensemble.sample import generator_path
+from manifests.tables.evaluation import read_evaluation, write_evaluation
 from manifests.run_dir import RunDir
-from manifests.schema import SplitRecord, Status
-from workers.verdicts import OK, VERDICTS
+from manifests.tables.manifest import SplitRecord, Status
+from workers.quality.verdicts import OK, VERDICTS
 
 DEFAULT_SAMPLES = 100
 MAX_SAMPLES = 5000
@@ -80,10 +80,10 @@ def evaluate_run(run_dir: str | Path, only: tuple[int, ...] | None = None, sampl
 
     from workers.checkpoints import load_generator
     from workers.datasets import load_split_images
-    from workers.evaluation import evaluate_classes, imagenet_accuracy, load_imagenet_classifier, verdict
-    from workers.guard import classifier_steps
-    from workers.quality import load_or_train_yardstick
-    from workers.sampling import generate
+    from workers.quality.evaluation import evaluate_classes, imagenet_accuracy, load_imagenet_classifier, verdict
+    from workers.quality.guard import classifier_steps
+    from workers.quality.yardstick import load_or_train_yardstick
+    from workers.images import generate
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     imagenet = None

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from ensemble.errors import EnsembleError
 
 if TYPE_CHECKING:
-    from manifests.schema import SplitRecord
+    from manifests.tables.manifest import SplitRecord
 
 
 def plan_splits(num_classes: int, num_splits: int) -> list[list[int]]:
@@ -49,3 +49,21 @@ def format_split_ids(ids: tuple[int, ...] | list[int]) -> str:
         else:
             runs.append([i, i])
     return ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in runs)
+
+
+def parse_split_ids(value: str | None) -> tuple[int, ...] | None:
+    """`0-9,41` -> (0, 1, ..., 9, 41); None stays None (no --only: every split)."""
+    if value is None:
+        return None
+    ids: list[int] = []
+    for part in value.split(","):
+        low, _, high = part.strip().partition("-")
+        try:
+            first, last = int(low), int(high or low)
+        except ValueError:
+            raise EnsembleError(f"--only {value!r} is not a list of split ids like `41` or `0-9,41`") from None
+        if last < first:
+            raise EnsembleError(f"--only {value!r} selects no split: {part.strip()} runs backwards; "
+                                f"write it {last}-{first}")  # fmt: skip
+        ids.extend(range(first, last + 1))
+    return tuple(ids)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ensemble.errors import EnsembleError
-from manifests.schema import SplitRecord
+from manifests.tables.manifest import SplitRecord
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ class RunSpec:
     gan: dict = field(default_factory=lambda: get_preset(DEFAULT_PRESET).gan.to_dict())
     """The preset's model config with any --set overrides applied."""
     guard: bool = True
-    """The quality guard (workers/guard.py); runs from before it get it on their next launch."""
+    """The quality guard (workers/quality/guard.py); runs from before it get it on their next launch."""
 
     def to_dict(self) -> dict:
         return {"version": SPEC_VERSION, **dataclasses.asdict(self)}

@@ -6,7 +6,7 @@ split's checkpoint folder.
       manifest.parquet     one row per split; written only by the coordinator
       splits/041/          split 41's checkpoints (written only by its worker)
 
-Every file is read and written through manifests/storage.py: a reader at any instant sees
+Every file is read and written through manifests/storage/: a reader at any instant sees
 a whole old file or a whole new one, never a partial write, and a power loss neither.
 """
 from __future__ import annotations
@@ -23,7 +23,13 @@ import pyarrow.parquet as pq
 
 from manifests.errors import UserError, first_line
 from manifests.storage import Location, StorageError, VersionedFile, location
-from manifests.schema import MANIFEST_SCHEMA, SCHEMA_VERSION, SCHEMA_VERSION_KEY, SplitRecord, columns_of_version
+from manifests.tables.manifest import (
+    MANIFEST_SCHEMA,
+    SCHEMA_VERSION,
+    SCHEMA_VERSION_KEY,
+    SplitRecord,
+    columns_of_version,
+)
 
 MANIFEST_NAME = "manifest.parquet"
 SPEC_NAME = "run.json"
@@ -40,7 +46,7 @@ class RunDirError(UserError):
 
 def training_states(split_dir: "Location | str") -> VersionedFile:
     """A split's training state file, newest and previous, on any storage."""
-    return VersionedFile(location(split_dir), STATE_NAME, PREVIOUS_STATE_NAME, STATE_POINTER_NAME)
+    return location(split_dir).versioned(STATE_NAME, PREVIOUS_STATE_NAME, STATE_POINTER_NAME)
 
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)

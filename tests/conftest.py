@@ -2,30 +2,34 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import uuid
 
 import pytest
 
+from tests.helpers import S3_BUCKET, free_port
 from workers.datasets.drawing import render_class
 
 FAKE_GPUS = 4
-S3_BUCKET = "acgan-tests"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 # Set before any Ray cluster or `ensemble` process starts, so that all of them inherit it:
 # every S3 request of the test session goes to its own server on 127.0.0.1, never to AWS.
-S3_ENDPOINT = f"http://127.0.0.1:{_free_port()}"
+S3_ENDPOINT = f"http://127.0.0.1:{free_port()}"
 for _name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3"):
     os.environ.pop(_name, None)
 os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1",
                   AWS_ENDPOINT_URL=S3_ENDPOINT, AWS_EC2_METADATA_DISABLED="true")  # fmt: skip
+
+
+@pytest.fixture
+def one_thread():
+    """Torch on one thread, as in a 1-CPU Ray task; also makes runs bit-for-bit repeatable."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

@@ -1,16 +1,26 @@
 """Small helpers shared by the tests."""
 from __future__ import annotations
 
+import gzip
+import json
+import socket
+import struct
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
+import numpy as np
+import torch
 from click.testing import CliRunner
 
 import cli
 from ensemble.planning import plan_splits
 from manifests.run_dir import RunDir
-from manifests.schema import SplitRecord
+from manifests.tables.manifest import SplitRecord
+from workers.config import TrainJob
 from workers.datasets.builtin import CLASS_NAMES
+from workers.presets import cpu_32
 
 
 def invoke(*args: str):
@@ -87,3 +97,80 @@ class RunsCode:
         import os
 
         return (os.system, (f"touch {self.marker}",))
+
+
+S3_BUCKET = "acgan-tests"
+"""The bucket of the session's S3 server (conftest.py's s3_server)."""
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 this instant."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def call(base: str, path: str, body: bytes | None = None, timeout: float = 60) -> tuple[int, str, bytes]:
+    request = urllib.request.Request(base + path, data=body, method="POST" if body is not None else "GET")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            return answer.status, answer.headers.get("content-type", ""), answer.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers.get("content-type", ""), error.read()
+
+
+def get_json(base: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+    status, kind, data = call(base, path, None if body is None else json.dumps(body).encode())
+    assert kind.startswith("application/json"), (status, kind, data[:200])
+    return status, json.loads(data)
+
+
+def write_mnist(root, count=30, compress=False):
+    """A small fake of torchvision's MNIST files under root, in the real idx format."""
+    folder = root / "MNIST" / "raw"
+    folder.mkdir(parents=True)
+    labels = np.arange(count, dtype=np.uint8) % 10
+    images = np.repeat(labels[:, None, None] * 20, 28 * 28).reshape(count, 28, 28).astype(np.uint8)
+    blobs = {"train-images-idx3-ubyte": struct.pack(">iiii", 2051, count, 28, 28) + images.tobytes(),
+             "train-labels-idx1-ubyte": struct.pack(">ii", 2049, count) + labels.tobytes()}  # fmt: skip
+    for name, blob in blobs.items():
+        if compress:
+            (folder / f"{name}.gz").write_bytes(gzip.compress(blob))
+        else:
+            (folder / name).write_bytes(blob)
+    return root
+
+
+CPU_32 = cpu_32().gan.to_dict()
+"""The cpu-32 preset's model, as a TrainJob carries it."""
+
+CPU = torch.device("cpu")  # explicit: on a CUDA machine train_split would pick the GPU
+
+
+def train_on_cpu(job, **kwargs):
+    from workers.train import train_split
+
+    return train_split(job, device=CPU, **kwargs)
+
+
+def make_job(tmp_path, steps, **overrides):
+    """A TrainJob of split 41 of the built-in data (classes 410-419) under tmp_path."""
+    classes = list(range(410, 420))
+    values = dict(split=41, classes=classes, class_names=[CLASS_NAMES[c] for c in classes], data="builtin",
+                  split_dir=str(tmp_path / "splits" / "041"), steps=steps, batch_size=8, seed=7,
+                  gan=CPU_32, checkpoint_every=10, report_every_seconds=0.0)  # fmt: skip
+    values.update(overrides)
+    return TrainJob(**values)
+
+
+class Crash(Exception):
+    """Raised by crash_at's report callback: a worker killed mid-training."""
+
+
+def crash_at(step):
+    """A report callback that stops training at the first progress event at or past `step`."""
+
+    def report(event):
+        if event.get("step", 0) >= step and event["event"] == "progress":
+            raise Crash(step)
+    return report

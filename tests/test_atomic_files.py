@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from manifests import atomic_files
+from manifests.storage import atomic_files
 
 
 @pytest.fixture

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from cli import installed_command
-from manifests.schema import Status
+from bench.command import installed_command
+from manifests.tables.manifest import Status
 from tests.helpers import rows_of, wait_for
 
 pytestmark = pytest.mark.faults  # a cluster of its own, like the fault tests: slower

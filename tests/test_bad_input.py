@@ -7,7 +7,6 @@ the same cases for users (a test below keeps the two in step).
 """
 from __future__ import annotations
 
-import os
 import re
 import shutil
 from dataclasses import dataclass
@@ -16,11 +15,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from ensemble.coordinator import _job
+from ensemble.launch.tasks import job_for
 from ensemble.planning import plan_splits
 from ensemble.run_spec import new_spec
 from manifests.run_dir import RunDir
-from manifests.schema import Status
+from manifests.tables.manifest import Status
 from tests.helpers import RunsCode, assert_one_line_error, invoke, records_for
 from workers.train import train_split
 
@@ -187,7 +186,7 @@ def trained_run(tmp_path_factory) -> Path:
     records = records_for(plan_splits(1000, 100), total_steps=spec.steps)
     for split, status in ((41, Status.SUCCEEDED), (42, Status.INTERRUPTED)):
         torch.set_num_threads(1)
-        result = train_split(_job(spec, records[split], run), device=torch.device("cpu"))
+        result = train_split(job_for(spec, records[split], run), device=torch.device("cpu"))
         records[split].status, records[split].step, records[split].attempt = status, result.step, 1
         records[split].checkpoint = run.relative(result.generator_path)
         records[split].checkpoint_step = result.step

@@ -1,7 +1,8 @@
 import torch
 
 from workers.datasets import BuiltinDataset, open_dataset
-from workers.datasets.builtin import CLASS_NAMES, NUM_CLASSES
+from workers.datasets.builtin import CLASS_NAMES
+from workers.datasets.palette import NUM_CLASSES
 from workers.datasets.drawing import render_class
 
 

@@ -20,7 +20,7 @@ def test_help_for_every_command(command):
 
 
 def test_help_and_status_import_neither_torch_nor_ray(tmp_path):
-    from manifests.evaluation import write_evaluation
+    from manifests.tables.evaluation import write_evaluation
 
     planned_run(tmp_path / "run")
     # An evaluated run: status reads evaluation.parquet too, still without torch.
@@ -109,7 +109,7 @@ def test_launch_help_gives_every_preset_and_its_recipe_defaults():
 def test_only_naming_finished_splits_says_what_it_selected_and_why_nothing_ran(tmp_path):
     """`--only 41` where split 41 has succeeded and the 99 others are pending: not "every split
     has succeeded", but what --only selected, its state, and what the rest of the run is."""
-    from manifests.schema import Status
+    from manifests.tables.manifest import Status
 
     run = planned_run(tmp_path / "run")
     records = run.read_manifest()
@@ -144,7 +144,7 @@ def test_cpus_per_split_beyond_any_node_is_refused():
 
 
 def finished_run(root):
-    from manifests.schema import Status
+    from manifests.tables.manifest import Status
 
     run = planned_run(root)
     records = run.read_manifest()
@@ -183,7 +183,7 @@ def test_ensemble_run_names_the_run_when_run_is_left_out(tmp_path, monkeypatch):
     ("cpu-32", 0.125, True, False), ("paper-128", 1.0, False, False), ("cpu-32", 0.0, False, False),
 ])  # fmt: skip
 def test_a_launch_that_gives_a_small_model_a_whole_gpu_suggests_sharing_it(preset, gpus, asked, tip, capsys):
-    from cli import LaunchView
+    from ensemble.console import LaunchView
     from ensemble.run_spec import new_spec
 
     spec = new_spec(data=None, splits=100, num_classes=1000, steps=None, batch_size=None, seed=None,

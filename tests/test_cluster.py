@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from manifests.schema import Status
+from manifests.tables.manifest import Status
 
 pytestmark = pytest.mark.faults  # a cluster of its own and a killed coordinator: slower
 

@@ -7,11 +7,13 @@ import time
 
 import pytest
 
-from ensemble import coordinator
-from ensemble.coordinator import LaunchRequest, QuietListener, launch
+from ensemble.launch import coordinator
+from ensemble.launch.coordinator import LaunchRequest, launch
+from ensemble.launch.drive import MANIFEST_WRITE_INTERVAL_S, Launch
+from ensemble.launch.listener import QuietListener
 from ensemble.errors import EnsembleError
 from manifests.run_dir import RunDir
-from manifests.schema import Status
+from manifests.tables.manifest import Status
 from tests.helpers import invoke, planned_run, rows_of
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")
@@ -34,7 +36,7 @@ def test_progress_reports_reach_the_manifest_at_most_once_a_second(tmp_path, mon
     that interval (plus once when a task ends), and still ends with the latest report."""
     import ray
 
-    from ensemble.progress import start_board
+    from ensemble.launch.board import start_board
 
     run = planned_run(tmp_path / "run", splits=100)
     records = run.read_manifest()
@@ -62,18 +64,18 @@ def test_progress_reports_reach_the_manifest_at_most_once_a_second(tmp_path, mon
     reporter = threading.Thread(target=report)
     reporter.start()
     start = time.monotonic()
-    pending = {works_then_fails.remote(4.0): 7}
+    flight = Launch(run, records, board, QuietListener(), submit=lambda record: works_then_fails.remote(4.0))
+    flight.start([records[7]])
     try:
-        coordinator._drive(pending, board, {r.split: r for r in records}, records, run, QuietListener(),
-                           threading.Event(), lambda record, result: False, threading.Event())  # fmt: skip
+        flight.drive(threading.Event(), threading.Event())
     finally:
         stop_reporting.set()
         reporter.join(10)
     wall = time.monotonic() - start
     assert len(sent) > 4 * len(writes), (len(sent), len(writes))  # many more reports than writes
-    assert 2 <= len(writes) <= wall / coordinator.MANIFEST_WRITE_INTERVAL_S + 2, (len(writes), wall)
+    assert 2 <= len(writes) <= wall / MANIFEST_WRITE_INTERVAL_S + 2, (len(writes), wall)
     gaps = [b - a for a, b in zip(writes, writes[1:-1])]  # the last write comes when the task ends
-    assert all(g >= coordinator.MANIFEST_WRITE_INTERVAL_S * 0.9 for g in gaps), gaps
+    assert all(g >= MANIFEST_WRITE_INTERVAL_S * 0.9 for g in gaps), gaps
     row = run.read_manifest()[7]
     assert row.status == Status.FAILED and row.step >= sent[len(sent) // 2]
 

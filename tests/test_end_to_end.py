@@ -8,8 +8,8 @@ import torch
 from PIL import Image
 
 from manifests.run_dir import RunDir
-from manifests.schema import Status
-from cli import installed_command
+from manifests.tables.manifest import Status
+from bench.command import installed_command
 from tests.helpers import assert_one_line_error, invoke, rows_of
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")
@@ -147,8 +147,8 @@ def test_a_paper_preset_on_mnist_from_a_torchvision_root(tmp_path):
     files: the run records its preset, each split its loss history and its image cache."""
     import json
 
-    from manifests.history import read_history
-    from tests.test_sources import write_mnist
+    from manifests.tables.history import read_history
+    from tests.helpers import write_mnist
 
     root = write_mnist(tmp_path / "tv")
     run = tmp_path / "run"

@@ -9,11 +9,11 @@ from tests.helpers import assert_one_line_error
 
 def domain_errors() -> list[type[Exception]]:
     from ensemble.errors import EnsembleError, Interrupted
-    from manifests.launch_lock import LaunchLockedError
+    from manifests.locks.holder import LaunchLockedError
     from manifests.run_dir import RunDirError
     from workers.checkpoints import CheckpointError
     from workers.datasets.errors import DatasetError
-    from workers.evaluation import ImageNetClassifierError
+    from workers.quality.evaluation import ImageNetClassifierError
 
     return [EnsembleError, Interrupted, RunDirError, LaunchLockedError, CheckpointError, DatasetError,
             ImageNetClassifierError]  # fmt: skip

@@ -8,10 +8,10 @@ import pyarrow.parquet as pq
 import pytest
 from safetensors.torch import load_file, save_file
 
-from ensemble.coordinator import SEED_STRIDE
-from manifests.history import read_history
+from ensemble.launch.tasks import SEED_STRIDE
+from manifests.tables.history import read_history
 from manifests.run_dir import RunDir
-from manifests.schema import Status
+from manifests.tables.manifest import Status
 from tests.helpers import invoke, rows_of
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")

@@ -23,12 +23,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from ensemble.coordinator import LaunchRequest, QuietListener, launch
+from ensemble.launch.coordinator import LaunchRequest, launch
+from ensemble.launch.listener import QuietListener
 from ensemble.run_spec import new_spec
-from manifests.launch_lock import LaunchLock
+from manifests.locks.launch_lock import LaunchLock
 from manifests.run_dir import RunDir
-from manifests.schema import Status
-from cli import installed_command
+from manifests.tables.manifest import Status
+from bench.command import installed_command
 from tests.helpers import (
     assert_one_line_error,
     invoke,
@@ -284,7 +285,7 @@ def test_a_second_launch_on_a_run_is_refused(tmp_path):
 def test_a_corrupt_checkpoint_falls_back_to_the_previous_one_and_the_manifest_says_so(tmp_path):
     import dataclasses
 
-    from ensemble.coordinator import _job
+    from ensemble.launch.tasks import job_for
     from ensemble.run_spec import RunSpec
     from workers.train import train_split
 
@@ -293,7 +294,7 @@ def test_a_corrupt_checkpoint_falls_back_to_the_previous_one_and_the_manifest_sa
     assert invoke("launch", "--splits", "100", "--only", "41", "--run", run, *quick).exit_code == 0
     # Split 43 as an interrupted attempt leaves it: checkpoints at steps 4 and 8.
     spec = RunSpec.from_dict(json.loads((run / "run.json").read_text()))
-    job = dataclasses.replace(_job(spec, rows_of(run)[43], RunDir(run)), steps=8)
+    job = dataclasses.replace(job_for(spec, rows_of(run)[43], RunDir(run)), steps=8)
     torch.set_num_threads(1)
     train_split(job, device=torch.device("cpu"))
     state = RunDir(run).split_dir(43) / "state.pt"

@@ -10,12 +10,13 @@ import time
 
 import pytest
 
-from manifests import launch_lock
-from manifests.launch_lock import LaunchLock, LaunchLockedError, live_launch
+from manifests.locks import launch_lock
+from manifests.locks.launch_lock import LaunchLock, live_launch
+from manifests.locks.holder import LaunchLockedError
 
 HOLD = """
 import sys, time
-from manifests.launch_lock import LaunchLock
+from manifests.locks.launch_lock import LaunchLock
 with LaunchLock(sys.argv[1]):
     print("held", flush=True)
     sys.stdin.readline()  # until the test says so

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from manifests.run_dir import RunDir, RunDirError
-from manifests.schema import MANIFEST_SCHEMA, SplitRecord, Status
+from manifests.tables.manifest import MANIFEST_SCHEMA, SplitRecord, Status
 
 
 def sample_records():
@@ -50,7 +50,7 @@ def test_a_failed_write_leaves_the_old_manifest_and_no_temp_file(tmp_path, monke
     def fail_replace(src, dst):
         raise OSError("disk full")
 
-    monkeypatch.setattr("manifests.atomic_files.os.replace", fail_replace)
+    monkeypatch.setattr("manifests.storage.atomic_files.os.replace", fail_replace)
     with pytest.raises(OSError):
         run.write_manifest(sample_records())
     assert run.manifest_path.read_bytes() == before
@@ -133,7 +133,7 @@ def test_rows_are_copies_that_writing_cannot_change():
 def test_manifests_of_earlier_versions_read_with_the_new_fields_at_their_defaults(tmp_path, version):
     """A manifest as an earlier release wrote it (its columns only, its version in the
     metadata) reads; the next write upgrades it to the current version, values kept."""
-    from manifests.schema import SCHEMA_VERSION, SCHEMA_VERSION_KEY, columns_of_version
+    from manifests.tables.manifest import SCHEMA_VERSION, SCHEMA_VERSION_KEY, columns_of_version
 
     written = sample_records()
     later = dict(pid=4242, resumed_from=300, steps_redone=12, skipped_images=1, warning="w", class_ids=["n1", "n2"],
@@ -163,7 +163,7 @@ def test_manifests_of_earlier_versions_read_with_the_new_fields_at_their_default
 
 
 def test_a_history_written_with_the_old_column_names_reads_with_the_new_ones(tmp_path):
-    from manifests.history import METRICS, RENAMED, read_history, write_history
+    from manifests.tables.history import METRICS, RENAMED, read_history, write_history
 
     write_history(tmp_path, 3, [[10, 1.0, 2.0, 0.5, 0.25, 0.6, 0.4, 1.5, float("nan"), float("nan"), float("nan")]])
     table = pq.read_table(tmp_path / "history.parquet")

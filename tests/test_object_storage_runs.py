@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from manifests.history import read_history
+from manifests.tables.history import read_history
 from manifests.run_dir import RunDir
-from manifests.schema import Status
+from manifests.tables.manifest import Status
 from manifests.storage import location
 from tests.helpers import invoke, rows_of
 
@@ -117,8 +117,8 @@ def test_an_image_folder_on_s3_is_listed_decoded_once_and_cached_with_the_run(s3
     # Served from S3: the generator replica reads the generator through the same layer.
     from ray import serve
 
-    from ensemble.serving import build_app
-    from tests.test_serving import free_port, get_json
+    from ensemble.serve.command import build_app
+    from tests.helpers import free_port, get_json
 
     port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})

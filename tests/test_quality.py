@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from workers.datasets import load_split_images
-from workers.evaluation import ClassEvaluation, evaluate_classes, ms_ssim_scales, verdict
-from workers.quality import (
+from workers.quality.evaluation import ClassEvaluation, evaluate_classes, ms_ssim_scales, verdict
+from workers.quality.yardstick import (
     COLLAPSED,
     DIVERSITY_FLOOR,
     LOW_ACCURACY,

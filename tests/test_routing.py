@@ -44,7 +44,7 @@ def test_unknown_labels_are_refused(label, message):
 
 
 def imagenet_records():
-    from manifests.schema import SplitRecord
+    from manifests.tables.manifest import SplitRecord
     from workers.datasets.folder import imagenet_class_names
 
     names = imagenet_class_names()

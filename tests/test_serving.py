@@ -9,42 +9,19 @@ import os
 import signal
 import socket
 import subprocess
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from cli import installed_command
+from bench.command import installed_command
 from manifests.run_dir import RunDir
-from tests.helpers import invoke, wait_for
+from tests.helpers import call, free_port, get_json, invoke, wait_for
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")
 QUICK = ["--steps", "12", "--batch-size", "8", "--checkpoint-every", "6", "--no-guard", "--gpus-per-split", "0"]
 ARTIFACTS = Path(__file__).parents[1] / "test-artifacts"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def call(base: str, path: str, body: bytes | None = None, timeout: float = 60) -> tuple[int, str, bytes]:
-    request = urllib.request.Request(base + path, data=body, method="POST" if body is not None else "GET")
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as answer:
-            return answer.status, answer.headers.get("content-type", ""), answer.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.headers.get("content-type", ""), error.read()
-
-
-def get_json(base: str, path: str, body: dict | None = None) -> tuple[int, dict]:
-    status, kind, data = call(base, path, None if body is None else json.dumps(body).encode())
-    assert kind.startswith("application/json"), (status, kind, data[:200])
-    return status, json.loads(data)
 
 
 def decoded(b64: str) -> np.ndarray:
@@ -60,7 +37,7 @@ def served(tmp_path_factory):
     generator, so that every switch between the two splits evicts and reloads."""
     from ray import serve
 
-    from ensemble.serving import build_app
+    from ensemble.serve.command import build_app
 
     run = tmp_path_factory.mktemp("serve") / "run"
     assert invoke("launch", "--splits", "100", "--only", "41,42", "--run", run, *QUICK).exit_code == 0

@@ -3,16 +3,14 @@
 The CIFAR and MNIST files here are small fakes written in the real formats (pickled numpy
 batches; big-endian idx files), since nothing may be downloaded.
 """
-import gzip
 import pickle
-import struct
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from tests.helpers import RunsCode
+from tests.helpers import RunsCode, write_mnist
 from workers.datasets import DatasetError, load_split_images, normalise_spec, open_dataset
 from workers.datasets.cache import cache_path
 
@@ -29,21 +27,6 @@ def write_cifar10(root, per_batch=20):
     names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
     with open(folder / "batches.meta", "wb") as f:
         pickle.dump({b"label_names": [n.encode() for n in names], b"num_vis": 3072}, f, protocol=2)
-    return root
-
-
-def write_mnist(root, count=30, compress=False):
-    folder = root / "MNIST" / "raw"
-    folder.mkdir(parents=True)
-    labels = np.arange(count, dtype=np.uint8) % 10
-    images = np.repeat(labels[:, None, None] * 20, 28 * 28).reshape(count, 28, 28).astype(np.uint8)
-    blobs = {"train-images-idx3-ubyte": struct.pack(">iiii", 2051, count, 28, 28) + images.tobytes(),
-             "train-labels-idx1-ubyte": struct.pack(">ii", 2049, count) + labels.tobytes()}  # fmt: skip
-    for name, blob in blobs.items():
-        if compress:
-            (folder / f"{name}.gz").write_bytes(gzip.compress(blob))
-        else:
-            (folder / name).write_bytes(blob)
     return root
 
 

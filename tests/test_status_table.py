@@ -1,6 +1,6 @@
-"""`ensemble status`'s table (ensemble/status_table.py)."""
-from ensemble.status_table import table_lines
-from manifests.schema import SplitRecord, Status
+"""`ensemble status`'s table (ensemble/status/table.py)."""
+from ensemble.status.table import table_lines
+from manifests.tables.manifest import SplitRecord, Status
 
 
 def tagged(text: str, **style) -> str:

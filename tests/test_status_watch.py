@@ -13,9 +13,9 @@ import time
 
 import pytest
 
-from cli import installed_command
-from ensemble.status_watch import CLEAR, watch_status
-from manifests.launch_lock import LaunchLock
+from bench.command import installed_command
+from ensemble.status.watch import CLEAR, watch_status
+from manifests.locks.launch_lock import LaunchLock
 from tests.helpers import invoke, planned_run, wait_for
 
 SUMMARY = "100 splits: 100 pending; 0% of steps done"

@@ -2,9 +2,11 @@
 in order, across a crash and resume, with a sample grid per checkpoint."""
 import pytest
 
-from manifests.history import read_history
-from tests.test_train import Crash, crash_at, make_job, one_thread, train_on_cpu  # noqa: F401 (one_thread: an autouse fixture)
+from manifests.tables.history import read_history
+from tests.helpers import Crash, crash_at, make_job, train_on_cpu
 from workers.tensorboard import TAGS, TENSORBOARD_DIR
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def read_events(logdir):

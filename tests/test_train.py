@@ -5,44 +5,19 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tests.helpers import RunsCode
+from tests.helpers import CPU, CPU_32, Crash, RunsCode, crash_at, make_job, train_on_cpu
 from workers.checkpoints import CheckpointError, load_generator
-from manifests.history import METRICS, ROW_WIDTH, read_history
-from workers.config import TrainJob
-from workers.datasets.builtin import CLASS_NAMES
-from workers.sampling import generate
+from manifests.tables.history import METRICS, ROW_WIDTH, read_history
+from workers.images import generate
 from workers.presets import cpu_32
 from workers.train import TrainingDiverged, train_split
 
-CPU_32 = cpu_32().gan.to_dict()
 # Every option that draws random numbers or keeps state: dropout, activation noise,
 # DiffAugment, batch norm, spectral norm's power iteration, TAC, EMA.
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 RANDOM_OPTIONS = {**CPU_32, "d_batchnorm": True, "d_dropout": 0.5, "d_noise": 0.1, "d_spectral_norm": True,
                   "diff_augment": ["color", "translation", "cutout"], "tac": True, "loss": "hinge"}  # fmt: skip
-
-CPU = torch.device("cpu")  # explicit: on a CUDA machine train_split would pick the GPU
-
-
-def train_on_cpu(job, **kwargs):
-    return train_split(job, device=CPU, **kwargs)
-
-
-def make_job(tmp_path, steps, **overrides):
-    classes = list(range(410, 420))
-    values = dict(split=41, classes=classes, class_names=[CLASS_NAMES[c] for c in classes], data="builtin",
-                  split_dir=str(tmp_path / "splits" / "041"), steps=steps, batch_size=8, seed=7,
-                  gan=CPU_32, checkpoint_every=10, report_every_seconds=0.0)  # fmt: skip
-    values.update(overrides)
-    return TrainJob(**values)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as in a 1-CPU Ray task; also makes runs bit-for-bit repeatable
-    yield
-    torch.set_num_threads(threads)
-
 
 def test_training_reports_progress_and_writes_both_checkpoints(tmp_path):
     events = []
@@ -88,17 +63,6 @@ def _assert_same(a, b, where="state"):
             _assert_same(x, y, f"{where}[{i}]")
     else:
         assert a == b, where
-
-
-class Crash(Exception):
-    pass
-
-
-def crash_at(step):
-    def report(event):
-        if event.get("step", 0) >= step and event["event"] == "progress":
-            raise Crash(step)
-    return report
 
 
 @pytest.mark.parametrize("gan", [CPU_32, RANDOM_OPTIONS], ids=["cpu-32", "random-options"])

@@ -9,11 +9,11 @@
                               training code state and no pickle
     generator.best.safetensors  the generator the quality guard scored best so far (over every
     generator.best.json         seed the split was trained with), its JSON holding the scores
-    classifier.safetensors    the split's real-data classifier (workers/quality.py)
+    classifier.safetensors    the split's real-data classifier (workers/quality/yardstick.py)
 
-Each file is written whole or not at all (manifests/storage.py). On object storage, where
+Each file is written whole or not at all (manifests/storage/). On object storage, where
 nothing can be renamed, state.pt and state.prev.pt are instead two uploads named by a
-pointer, state.json: state-STEP-TOKEN.pt (manifests/storage.VersionedFile).
+pointer, state.json: state-STEP-TOKEN.pt (manifests/storage/versioned.py).
 """
 from __future__ import annotations
 

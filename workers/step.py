@@ -99,7 +99,7 @@ def draw_batch(images: torch.Tensor, labels: torch.Tensor, batch_size: int, z_di
 
 
 def train_step(gan: GAN, batch: Batch) -> torch.Tensor:
-    """One D update then one G update. Returns the step's metrics (manifests.history.METRICS,
+    """One D update then one G update. Returns the step's metrics (manifests.tables.history.METRICS,
     in that order) as a float64 tensor on the device: reading it is left to the caller,
     so that a step never waits for the device."""
     config, discriminator = gan.config, gan.discriminator

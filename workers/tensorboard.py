@@ -16,7 +16,7 @@ import time
 
 import torch
 
-from manifests.history import GUARD_METRICS, METRICS
+from manifests.tables.history import GUARD_METRICS, METRICS
 from manifests.storage import Location
 
 TENSORBOARD_DIR = "tensorboard"
@@ -84,7 +84,7 @@ def write_segment(split_dir: Location, split: int, rows: list[list[float]], afte
 def sample_grid(sampler: torch.nn.Module, num_classes: int, z_dim: int) -> torch.Tensor:
     """(3, H, W) uint8: SAMPLES_PER_CLASS images per class, a row each, the same noise at every
     checkpoint so that the grids show what training changed."""
-    from workers.sampling import render, tile
+    from workers.images import render, tile
 
     noise = torch.randn(SAMPLES_PER_CLASS, z_dim, generator=torch.Generator().manual_seed(0)).repeat(num_classes, 1)
     labels = torch.arange(num_classes).repeat_interleave(SAMPLES_PER_CLASS)
@@ -112,7 +112,7 @@ def _merged(values: list):
 def _image(tag: str, grid: torch.Tensor):
     from tensorboardX.proto.summary_pb2 import Summary
 
-    from workers.sampling import encode
+    from workers.images import encode
 
     channels, height, width = grid.shape
     image = Summary.Image(height=height, width=width, colorspace=channels, encoded_image_string=encode(grid))

@@ -24,12 +24,12 @@ from workers.checkpoints import (
     save_training_state,
     training_states,
 )
-from manifests.history import GUARD_METRICS, HISTORY_NAME, METRICS, ROW_WIDTH, padded_rows, write_history
+from manifests.tables.history import GUARD_METRICS, HISTORY_NAME, METRICS, ROW_WIDTH, padded_rows, write_history
 from manifests.storage import Location, location
 from workers.config import GANConfig, TrainJob, TrainResult
 from workers.datasets import load_split_images
-from workers.guard import QualityGuard
-from workers.quality import quality_score
+from workers.quality.guard import QualityGuard
+from workers.quality.yardstick import quality_score
 from workers.step import GAN, draw_batch, train_step
 
 Report = Callable[[dict], None]
@@ -88,108 +88,134 @@ def train_split(job: TrainJob, report: Report | None = None, device: torch.devic
     job.report_every_seconds, and at each checkpoint). `device_label` is how the device is
     shown in those events and the result (default: describe_device(device)).
     """
-    task_start = time.monotonic()
-    report = report or (lambda event: None)
     device = device or pick_device(prefer_cuda=True)
-    device_label = device_label or describe_device(device)
-    split_dir = location(job.split_dir)
-    config = GANConfig.from_dict({**job.gan, "num_classes": len(job.classes)})
+    attempt = _Attempt(job, report or (lambda event: None), device, device_label or describe_device(device))
+    attempt.resume()
+    return attempt.train()
 
-    torch.manual_seed(job.seed)  # init, dropout, noise and augmentation; saved and restored below
-    gan = GAN.build(config, device)
-    rng = torch.Generator().manual_seed(job.seed)  # batches, noise and fake labels
-    step, past_seconds = 0, 0.0
-    history: list[list[float]] = []  # ROW_WIDTH values per row (manifests/history.py)
-    report_window, history_window = _Window(device), _Window(device)
 
-    state, warning, new_seed = _state_to_resume(split_dir, config, job.seed)
-    if state is not None:
-        step, past_seconds, history = _restore(state, gan, rng, history_window, device)
-    resumed_from = step
+class _Attempt:
+    """One attempt at a split's training: what the loop carries from step to step."""
 
-    # Reported before the data loads, so that an attempt that fails there still counts.
-    report({"event": "started", "step": step, "resumed_from": step, "device": device_label, "pid": os.getpid(),
-            "warning": warning, "new_seed": new_seed})
-    data = load_split_images(job.data, job.classes, config.image_size, cache_dir=split_dir)
-    images = data.images.to(device)  # uint8 stays compact; each batch is scaled on the fly
-    labels = data.labels.to(device)
-    guard = QualityGuard(job, config, data.images, data.labels, device) if job.guard else None
+    def __init__(self, job: TrainJob, report: Report, device: torch.device, device_label: str):
+        self.started = time.monotonic()
+        self.job, self.report, self.device, self.device_label = job, report, device, device_label
+        self.split_dir = location(job.split_dir)
+        self.config = GANConfig.from_dict({**job.gan, "num_classes": len(job.classes)})
+        torch.manual_seed(job.seed)  # init, dropout, noise and augmentation; saved and restored below
+        self.gan = GAN.build(self.config, device)
+        self.rng = torch.Generator().manual_seed(job.seed)  # batches, noise and fake labels
+        self.step, self.past_seconds = 0, 0.0
+        self.history: list[list[float]] = []  # ROW_WIDTH values per row (manifests/tables/history.py)
+        self.report_window, self.history_window = _Window(device), _Window(device)
+        self.last = {"loss_d": None, "loss_g": None, "class_accuracy": None}
+        self.generator_path = str(self.split_dir / GENERATOR_WEIGHTS)  # rewritten at the last step at the latest
 
-    def elapsed() -> float:
-        return past_seconds + time.monotonic() - task_start
+    def resume(self) -> None:
+        """Continue from the split's checkpoint (if any), say so, then load the split's data."""
+        state, warning, new_seed = _state_to_resume(self.split_dir, self.config, self.job.seed)
+        if state is not None:
+            self.step, self.past_seconds, self.history = _restore(state, self.gan, self.rng, self.history_window,
+                                                                  self.device)  # fmt: skip
+        self.resumed_from = self.step
+        # Reported before the data loads, so that an attempt that fails there still counts.
+        self.report({"event": "started", "step": self.step, "resumed_from": self.step, "device": self.device_label,
+                     "pid": os.getpid(), "warning": warning, "new_seed": new_seed})  # fmt: skip
+        self.data = load_split_images(self.job.data, self.job.classes, self.config.image_size, cache_dir=self.split_dir)
+        self.images = self.data.images.to(self.device)  # uint8 stays compact; each batch is scaled on the fly
+        self.labels = self.data.labels.to(self.device)
+        self.guard = QualityGuard(self.job, self.config, self.data.images, self.data.labels, self.device) \
+            if self.job.guard else None  # fmt: skip
+        self.logged_until = self.step  # TensorBoard has every history row up to here (workers/tensorboard.py)
+        tensorboard.drop_segments_after(self.split_dir, self.step)
 
-    logged_until = step  # TensorBoard has every history row up to here (workers/tensorboard.py)
-    tensorboard.drop_segments_after(split_dir, step)
+    def elapsed(self) -> float:
+        return self.past_seconds + time.monotonic() - self.started
 
-    def checkpoint() -> str:
-        nonlocal logged_until
-        seconds = elapsed()
-        snapshot = _snapshot(gan, rng, history_window, device, step=step, seed=job.seed, train_seconds=seconds,
-                             history=history)  # fmt: skip
+    def train(self) -> TrainResult:
+        job, last_report = self.job, time.monotonic()
+        self.gan.generator.train()
+        self.gan.discriminator.train()
+        while self.step < job.steps:
+            batch = draw_batch(self.images, self.labels, job.batch_size, self.config.z_dim, self.config.num_classes,
+                               self.rng)  # fmt: skip
+            measured = train_step(self.gan, batch)
+            self.step += 1
+            self.report_window.add(measured)
+            self.history_window.add(measured)
+            due_checkpoint = self.step % job.checkpoint_every == 0 or self.step == job.steps
+            guarded = self._guard(due_checkpoint)
+            if self.step % job.history_interval == 0 or self.step == job.steps or guarded:
+                self.history.append([self.step, *self.history_window.take(), self.elapsed(),
+                                     *(guarded or [math.nan] * len(GUARD_METRICS))])  # fmt: skip
+            now = time.monotonic()
+            if now - last_report >= job.report_every_seconds or due_checkpoint:
+                self._report_progress(due_checkpoint)
+                last_report = now
+        return self._result()
+
+    def _guard(self, due_checkpoint: bool) -> list[float] | None:
+        """At a checkpoint, with the guard on: score the generator, keep it if it is the best,
+        and return the history's guard figures (None otherwise). Before the checkpoint: a kill
+        between the two redoes this check from the checkpoint before with the same result, so
+        the best file stays exact."""
+        if self.guard is None or not due_checkpoint:
+            return None
+        scores = self.guard.check(self.gan.sampler())
+        self.guard.keep_if_best(self.gan.sampler(), scores, self.step)
+        return [sum(a for a, _ in scores) / len(scores), min(d for _, d in scores), quality_score(scores)]
+
+    def _report_progress(self, due_checkpoint: bool) -> None:
+        """A progress event (checkpointing first when one is due); a non-finite loss stops training."""
+        means = self.report_window.take()
+        if means is not None:
+            self.last = {"loss_d": means[0], "loss_g": means[1], "class_accuracy": means[2]}
+        if not (math.isfinite(self.last["loss_d"]) and math.isfinite(self.last["loss_g"])):
+            raise TrainingDiverged(
+                f"split {self.job.split}: non-finite loss at step {self.step} "
+                f"(loss_d={self.last['loss_d']}, loss_g={self.last['loss_g']})"
+            )
+        event = {"event": "progress", "step": self.step, "train_seconds": self.elapsed(),
+                 "skipped_images": self.data.skipped, **self.last}  # fmt: skip
+        if due_checkpoint:
+            self.generator_path = self._checkpoint()
+            event.update(checkpoint=self.generator_path, checkpoint_step=self.step)
+            if self.guard is not None:
+                event.update(quality=self.guard.best_score, best_checkpoint=self.guard.best_path,
+                             best_step=self.guard.best_step)  # fmt: skip
+        self.report(event)
+
+    def _checkpoint(self) -> str:
+        """Write the curves, the training state, the history and the generator; return the
+        generator's path."""
+        job, split_dir, seconds = self.job, self.split_dir, self.elapsed()
+        snapshot = _snapshot(self.gan, self.rng, self.history_window, self.device, step=self.step, seed=job.seed,
+                             train_seconds=seconds, history=self.history)  # fmt: skip
         # The curves' file before the state: a kill between the two resumes from the checkpoint
         # before, which removes this file and writes it again.
-        grid = tensorboard.sample_grid(gan.sampler(), config.num_classes, config.z_dim)
-        tensorboard.write_segment(split_dir, job.split, history, logged_until, step, grid, seconds)
-        logged_until = step
+        grid = tensorboard.sample_grid(self.gan.sampler(), self.config.num_classes, self.config.z_dim)
+        tensorboard.write_segment(split_dir, job.split, self.history, self.logged_until, self.step, grid, seconds)
+        self.logged_until = self.step
         save_training_state(split_dir, snapshot)
-        write_history(split_dir, job.split, history)
-        info = GeneratorInfo(config=config, step=step, split=job.split,
+        write_history(split_dir, job.split, self.history)
+        info = GeneratorInfo(config=self.config, step=self.step, split=job.split,
                              classes=list(job.classes), class_names=list(job.class_names))  # fmt: skip
-        return str(save_generator(split_dir, gan.sampler(), info))
+        return str(save_generator(split_dir, self.gan.sampler(), info))
 
-    last = {"loss_d": None, "loss_g": None, "class_accuracy": None}
-    last_report = time.monotonic()
-    generator_path = str(split_dir / GENERATOR_WEIGHTS)  # rewritten at the last step at the latest
-    gan.generator.train()
-    gan.discriminator.train()
-    while step < job.steps:
-        batch = draw_batch(images, labels, job.batch_size, config.z_dim, config.num_classes, rng)
-        measured = train_step(gan, batch)
-        step += 1
-        report_window.add(measured)
-        history_window.add(measured)
-        due_checkpoint = step % job.checkpoint_every == 0 or step == job.steps
-        guarded = [math.nan] * len(GUARD_METRICS)
-        if guard is not None and due_checkpoint:
-            # Before the checkpoint: a kill between the two redoes this check from the
-            # previous checkpoint with the same result, so the best file stays exact.
-            scores = guard.check(gan.sampler())
-            guard.keep_if_best(gan.sampler(), scores, step)
-            guarded = [sum(a for a, _ in scores) / len(scores), min(d for _, d in scores), quality_score(scores)]
-        if step % job.history_interval == 0 or step == job.steps or guard is not None and due_checkpoint:
-            history.append([step, *history_window.take(), elapsed(), *guarded])
-        now = time.monotonic()
-        if now - last_report >= job.report_every_seconds or due_checkpoint:
-            means = report_window.take()
-            if means is not None:
-                last = {"loss_d": means[0], "loss_g": means[1], "class_accuracy": means[2]}
-            if not (math.isfinite(last["loss_d"]) and math.isfinite(last["loss_g"])):
-                raise TrainingDiverged(
-                    f"split {job.split}: non-finite loss at step {step} "
-                    f"(loss_d={last['loss_d']}, loss_g={last['loss_g']})"
-                )
-            event = {"event": "progress", "step": step, "train_seconds": elapsed(), "skipped_images": data.skipped,
-                     **last}  # fmt: skip
-            if due_checkpoint:
-                generator_path = checkpoint()
-                event.update(checkpoint=generator_path, checkpoint_step=step)
-                if guard is not None:
-                    event.update(quality=guard.best_score, best_checkpoint=guard.best_path, best_step=guard.best_step)
-            report(event)
-            last_report = now
-
-    return TrainResult(
-        split=job.split,
-        step=step,
-        generator_path=generator_path,
-        train_seconds=elapsed(),
-        device=device_label,
-        resumed_from_step=resumed_from,
-        skipped_images=data.skipped,
-        **last,
-        **({} if guard is None else {"quality": guard.best_score, "best_path": guard.best_path,
-                                     "best_step": guard.best_step, "flags": guard.flags()}),  # fmt: skip
-    )
+    def _result(self) -> TrainResult:
+        guard = self.guard
+        return TrainResult(
+            split=self.job.split,
+            step=self.step,
+            generator_path=self.generator_path,
+            train_seconds=self.elapsed(),
+            device=self.device_label,
+            resumed_from_step=self.resumed_from,
+            skipped_images=self.data.skipped,
+            **self.last,
+            **({} if guard is None else {"quality": guard.best_score, "best_path": guard.best_path,
+                                         "best_step": guard.best_step, "flags": guard.flags()}),  # fmt: skip
+        )
 
 
 def _state_to_resume(split_dir: Location, config: GANConfig, seed: int) -> tuple[dict | None, str | None, bool]:

@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the project root
 
 from ray.cluster_utils import Cluster
 
-from cli import installed_command
-from manifests.schema import Status
+from bench.command import installed_command
+from manifests.tables.manifest import Status
 from tests.helpers import process_alive, rows_of, wait_for
 
 QUICK_STEPS = 200

@@ -22,8 +22,9 @@ import ray
 import torch
 from ray.cluster_utils import Cluster
 
-from ensemble.coordinator import LaunchRequest, QuietListener, launch
-from manifests.schema import Status
+from ensemble.launch.coordinator import LaunchRequest, launch
+from ensemble.launch.listener import QuietListener
+from manifests.tables.manifest import Status
 from tests.helpers import join_or_fail, rows_of, wait_for
 
 

@@ -5,7 +5,7 @@ import math
 
 import torch
 
-from workers.datasets.builtin import FOREGROUNDS, IMAGE_SIZE, NUM_CLASSES, TINTS
+from workers.datasets.palette import FOREGROUNDS, IMAGE_SIZE, NUM_CLASSES, TINTS
 
 def _hsv_to_rgb(h: torch.Tensor, s: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """(N,) hue, saturation, value in [0, 1] -> (N, 3) RGB."""

@@ -3,7 +3,7 @@
     ROOT/n01440764/*.JPEG, ROOT/n01443537/*.JPEG, ...
 
 ROOT is a local folder or a prefix on object storage (s3://bucket/imagenet/train), listed
-and read through manifests/storage.py.
+and read through manifests/storage/.
 
 Class index = position of the folder name in sorted order, so ImageNet's training folder
 gives the standard 1000 class indices; its classes are then named as torchvision names

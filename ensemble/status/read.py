@@ -11,16 +11,17 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from manifests.evaluation import counts_by_split, read_evaluation
-from manifests.launch_lock import LaunchHolder, launch_holder
+from manifests.tables.evaluation import counts_by_split, read_evaluation
+from manifests.locks.holder import LaunchHolder
+from manifests.locks.launch_lock import launch_holder
 from manifests.run_dir import RunDir, storage_errors
-from manifests.schema import SplitRecord, Status, count_by_status
+from manifests.tables.manifest import SplitRecord, Status, count_by_status
 
 
 @dataclass(frozen=True)
 class RunStatus:
     run_dir: object
-    """The run's Location (manifests/storage.py)."""
+    """The run's Location (manifests/storage/)."""
     records: list[SplitRecord]
     launch: LaunchHolder | None = None
     """The launch running on this run now, if any."""

@@ -1,7 +1,7 @@
 """The paper's evaluation of one split's generator, offline: per class, discriminability
 (accuracy of the split's own classifier on generated samples, beside its accuracy on
 held-out real images), diversity (MS-SSIM of random same-class pairs, generated and real,
-and the spread ratio of workers/quality.py), memorisation (distance to the nearest training
+and the spread ratio of workers/quality/yardstick.py), memorisation (distance to the nearest training
 image, against held-out real images'), and FID / KID in the classifier's feature space.
 
 Metrics come from torchmetrics (MS-SSIM, FID, KID): tested implementations, and FID/KID take
@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 
 from manifests.errors import UserError, first_line
-from workers.quality import COLLAPSED, MEMORISED, OK, Yardstick, guard_verdict, mean_distance, to_input
+from workers.quality.yardstick import COLLAPSED, MEMORISED, OK, Yardstick, guard_verdict, to_input
 
 MS_SSIM_KERNEL = 7
 MS_SSIM_BETAS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)

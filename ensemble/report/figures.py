@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 
 from workers.model import Generator
-from workers.sampling import generate, render, tile
+from workers.images import generate, render, tile
 
 SAMPLES_PER_CLASS = 6
 REAL_PER_CLASS = 6

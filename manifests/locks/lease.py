@@ -26,6 +26,7 @@ import threading
 from dataclasses import dataclass
 
 from manifests.errors import first_line
+from manifests.locks.holder import LaunchHolder, LaunchLockedError, refusal
 from manifests.storage import ObjectLocation, StorageError, s3_client
 
 LEASE_NAME = "launch.lease"
@@ -112,8 +113,6 @@ class S3Lease:
         return (json.dumps(holder) + "\n").encode()
 
     def acquire(self) -> None:
-        from manifests.launch_lock import LaunchHolder, LaunchLockedError, refusal
-
         body = self._body()
         try:
             self._etag = self._put(body, IfNoneMatch="*")
@@ -163,8 +162,6 @@ class S3Lease:
             self._etag = None
 
 def holder_of(lease: Lease):
-    from manifests.launch_lock import LaunchHolder
-
     h = lease.holder
     return LaunchHolder(h.get("pid"), h.get("host"), h.get("started_at"), lease_age_s=lease.age_s,
                         lease_ttl_s=lease.ttl_s, lease_holder_exited=lease.holder_exited)  # fmt: skip

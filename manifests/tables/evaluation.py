@@ -1,6 +1,6 @@
 """RUN/evaluation.parquet: what `ensemble evaluate` measured, one row per class.
 
-Written whole like the manifest (manifests/storage.py). Evaluating some
+Written whole like the manifest (manifests/storage/). Evaluating some
 splits replaces their rows and keeps the others'. Read without torch: `ensemble status`
 shows a quality column from it.
 """

@@ -24,11 +24,11 @@ from typing import Callable
 
 from ensemble.errors import EnsembleError
 from ensemble.run_spec import RunSpec
-from ensemble.sampler import generator_path
-from ensemble.status import RunStatus, read_status
-from manifests.history import HISTORY_NAME, read_history
+from ensemble.sample import generator_path
+from ensemble.status.read import RunStatus, read_status
+from manifests.tables.history import HISTORY_NAME, read_history
 from manifests.run_dir import RunDir, storage_errors
-from manifests.schema import SplitRecord
+from manifests.tables.manifest import SplitRecord
 from manifests.storage import Location, location
 
 REPORT_NAME = "report.html"
@@ -96,8 +96,8 @@ def build_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
             f"`ensemble launch --run {run.root}` and report once a split has checkpointed"
         )
 
-    from ensemble.report_page import render_page
-    from ensemble.report_plots import curves_png
+    from ensemble.report.page import render_page
+    from ensemble.report.plots import curves_png
 
     pictures = [SplitPictures(record, flags=_flags(record, status)) for record in status.records]
     # Other processes draw the curves (matplotlib's drawing is mostly Python: a third of a
@@ -139,7 +139,7 @@ def _draw_samples(run: RunDir, spec: RunSpec, pictures: list[SplitPictures], che
     from workers.checkpoints import CheckpointError, load_generator
     from workers.datasets import real_examples
     from workers.datasets.errors import DatasetError
-    from workers.figures import REAL_PER_CLASS, real_grid, split_figures
+    from ensemble.report.figures import REAL_PER_CLASS, real_grid, split_figures
 
     for done, shown in enumerate(pictures, start=1):
         record = shown.record
@@ -206,7 +206,7 @@ def _flags(record: SplitRecord, status: RunStatus) -> dict[int, str]:
 
 def _webp(image) -> Picture:
     """A (3, H, W) uint8 tensor, as WebP."""
-    from workers.sampling import encode
+    from workers.images import encode
 
     data = encode(image, "WEBP", quality=90, method=4)
     return Picture(_data_uri(data, "image/webp"), image.shape[2], image.shape[1])

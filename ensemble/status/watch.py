@@ -12,8 +12,8 @@ import time
 from typing import Callable, TextIO
 
 from ensemble.errors import EnsembleError
-from ensemble.status import RunStatus, read_status
-from manifests.schema import Status
+from ensemble.status.read import RunStatus, read_status
+from manifests.tables.manifest import Status
 
 CLEAR = "\x1b[H\x1b[2J"
 """Cursor home, then clear the screen."""

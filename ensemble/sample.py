@@ -7,7 +7,7 @@ from pathlib import Path
 from ensemble.errors import EnsembleError
 from ensemble.routing import Route, Router
 from manifests.run_dir import RunDir
-from manifests.schema import SplitRecord
+from manifests.tables.manifest import SplitRecord
 
 MAX_SAMPLES = 10_000
 
@@ -55,7 +55,7 @@ def sample_label(run_dir: str | Path, label: str, count: int, seed: int, out: Pa
 
     # torch is imported only now, after every check that can fail cheaply.
     from workers.checkpoints import load_generator
-    from workers.sampling import generate, tile, write_png
+    from workers.images import generate, tile, write_png
 
     generator, info = load_generator(run.root / path)
     if info.classes != list(record.classes):

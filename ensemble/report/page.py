@@ -10,8 +10,8 @@ import datetime as dt
 from html import escape
 
 from ensemble.run_spec import RunSpec
-from ensemble.status import RunStatus
-from manifests.schema import Status
+from ensemble.status.read import RunStatus
+from manifests.tables.manifest import Status
 
 STATUS_COLOURS = {
     Status.SUCCEEDED: "#2e7d32", Status.FLAGGED: "#c62828", Status.FAILED: "#c62828",

@@ -1,6 +1,6 @@
 """The quality guard of a training split: at every checkpoint, a fixed batch of noise per
 class goes through the generator and the split's real-data classifier scores the images
-(workers/quality.py). The best generator by that score is kept beside the latest, as
+(workers/quality/yardstick.py). The best generator by that score is kept beside the latest, as
 generator.best.safetensors, and its failing classes are what the split reports at the end.
 
 The noise and the classifier depend on the split alone (not on the seed a quality retry
@@ -14,7 +14,7 @@ import torch
 
 from workers.checkpoints import BEST_GENERATOR_WEIGHTS, GeneratorInfo, read_generator_info, save_generator
 from workers.config import GANConfig, TrainJob
-from workers.quality import GUARD_SAMPLES, OK, guard_verdict, load_or_train_yardstick, quality_score
+from workers.quality.yardstick import GUARD_SAMPLES, OK, guard_verdict, load_or_train_yardstick, quality_score
 
 CLASSIFIER_STEPS_PER_GAN_STEP = 1 / 16
 """The classifier trains for 1/16 as many steps as the GAN, between 100 and 1000 (each about

@@ -9,108 +9,15 @@ Two deployments:
   that already holds its generator, and a newer checkpoint is a new model id.
 
 The images are those `ensemble sample` writes for the same label, count and seed: the same
-generator file and the same `workers.sampling.generate`.
+generator file and the same `workers.images.generate`.
 """
 from __future__ import annotations
 
-import base64
 import os
 import sys
-import time
-from dataclasses import dataclass
 
 from ensemble.errors import EnsembleError
-from ensemble.routing import Route, Router
-from ensemble.sampler import generator_path
 from manifests.run_dir import RunDir
-from manifests.schema import SplitRecord
-
-MAX_PER_LABEL = 256
-MAX_PER_REQUEST = 1024
-MAX_BODY_BYTES = 64 * 1024
-MANIFEST_REFRESH_S = 2.0
-"""How stale the ingress's view of the manifest may be: a new checkpoint is served this soon."""
-REQUEST_TIMEOUT_S = 60.0
-
-
-class RequestError(Exception):
-    """An answer other than 200: its HTTP status and one line."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-
-
-@dataclass(frozen=True)
-class ServedModel:
-    """What a label's request is served from: a split's generator file at one step."""
-
-    split: int
-    path: str
-    """Relative to the run."""
-    kind: str
-    step: int
-
-    @property
-    def model_id(self) -> str:
-        return f"{self.path}@{self.step}"
-
-
-def served_generator(record: SplitRecord, checkpoint: str) -> ServedModel | None:
-    """What a split's requests are served from, or None before its first checkpoint."""
-    path, kind = generator_path(record, checkpoint)
-    if not path:
-        return None
-    step = record.best_step if kind == "best" else record.checkpoint_step
-    return ServedModel(record.split, path, kind, int(step or 0))
-
-
-def served_model(route: Route, checkpoint: str) -> ServedModel:
-    """served_generator for a label's request: 409 before the split's first checkpoint."""
-    model = served_generator(route.record, checkpoint)
-    if model is None:
-        record = route.record
-        raise RequestError(409, f"split {record.split} (label {route.global_label}) has no checkpoint yet "
-                                f"(status: {record.status}); try again once it has checkpointed")  # fmt: skip
-    return model
-
-
-class ManifestView:
-    """The run's manifest as the ingress sees it, re-read at most every MANIFEST_REFRESH_S."""
-
-    def __init__(self, run_dir: str):
-        self.run = RunDir(run_dir)
-        self.router = Router(self.run.read_manifest())
-        self.read_at = time.monotonic()
-
-    def current(self) -> Router:
-        if time.monotonic() - self.read_at >= MANIFEST_REFRESH_S:
-            try:
-                self.router = Router(self.run.read_manifest())
-            except Exception:  # noqa: BLE001 - a manifest being replaced, a store hiccup: keep the last view
-                pass
-            self.read_at = time.monotonic()
-        return self.router
-
-    def resolve(self, label: str) -> Route:
-        try:
-            return self.current().resolve(label)
-        except EnsembleError as exc:
-            raise RequestError(404, str(exc)) from None
-
-
-def check_count(n: int, labels: int = 1) -> None:
-    if not 1 <= n <= MAX_PER_LABEL:
-        raise RequestError(422, f"n must be between 1 and {MAX_PER_LABEL}, got {n}")
-    if n * labels > MAX_PER_REQUEST:
-        raise RequestError(422, f"{labels} labels x n={n} is {n * labels} images; at most {MAX_PER_REQUEST} per request")
-
-
-def b64_png(image) -> str:
-    """A (3, H, W) uint8 tensor as base64 PNG, for JSON answers."""
-    from workers.sampling import encode
-
-    return base64.b64encode(encode(image)).decode("ascii")
 
 
 def build_app(run_dir: str, checkpoint: str = "best", replicas: int = 1, models_per_replica: int = 8,
@@ -127,19 +34,18 @@ def build_app(run_dir: str, checkpoint: str = "best", replicas: int = 1, models_
     run = RunDir(run_dir)
     run.read_manifest()  # a missing or unreadable run is refused here, in one line
 
-    from ensemble.serving_app import make_ingress  # Ray Serve and FastAPI: imported once the checks pass
+    from ensemble.serve.app import Ingress, generators  # Ray Serve and FastAPI: imported once the checks pass
 
-    ingress, generators = make_ingress(models_per_replica)
     # Requests wait in the replicas' own queues rather than in Serve's router, which backs off
     # and retries when every replica is at its limit: at 32 clients, the default limits (5)
     # made the median request 4.6 s and cut throughput to a seventh.
-    generators = generators.options(
+    replica = generators(models_per_replica).options(
         num_replicas=replicas, ray_actor_options={"num_cpus": cpus_per_replica, "num_gpus": gpus_per_replica},
         max_ongoing_requests=64,
     )  # fmt: skip
     absolute = str(run.root) if not run.root.is_local else os.path.abspath(str(run.root))
-    ingress = ingress.options(ray_actor_options={"num_cpus": 0}, max_ongoing_requests=256)
-    return ingress.bind(generators.bind(absolute), absolute, checkpoint)
+    ingress = Ingress.options(ray_actor_options={"num_cpus": 0}, max_ongoing_requests=256)
+    return ingress.bind(replica.bind(absolute), absolute, checkpoint)
 
 
 def check_port(host: str, port: int) -> None:

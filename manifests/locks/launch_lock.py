@@ -10,7 +10,7 @@ flock works across hosts on NFSv4 and most cluster file systems (it is emulated 
 POSIX locks there); on a file system without locking, probes report no launch.
 
 A run on object storage has no flock: on S3 a lease object with conditional writes plays its
-part (manifests/lease.py); other stores offer none that pyarrow can use, and a launch there
+part (manifests/locks/lease.py); other stores offer none that pyarrow can use, and a launch there
 says so and goes on unguarded. lock_for() and launch_holder() pick the right one.
 """
 from __future__ import annotations
@@ -23,52 +23,16 @@ import socket
 import sys
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-from manifests.run_dir import RunDirError
+from manifests.locks.holder import LaunchHolder, LaunchLockedError, refusal
+from manifests.locks.lease import S3Lease, holder_of, read_lease
 from manifests.storage import Location, location
 
 LOCK_NAME = "launch.lock"
 # A status probe holds a shared lock for microseconds; a launch retries for this long
 # before concluding that another launch holds the lock.
 ACQUIRE_PATIENCE_S = 2.0
-
-
-class LaunchLockedError(RunDirError):
-    """Another launch is running on this run."""
-
-
-@dataclass(frozen=True)
-class LaunchHolder:
-    pid: int | None
-    host: str | None
-    started_at: str | None
-    lease_age_s: float | None = None
-    """On object storage: seconds since the holder last renewed its lease, and the lease's
-    time to live; a lease older than its ttl is expired (its launch is gone)."""
-    lease_ttl_s: float | None = None
-    lease_holder_exited: bool = False
-    """The lease's holder ran on this host and has exited: the lease is over at once."""
-
-    @property
-    def live(self) -> bool:
-        return self.lease_age_s is None or (self.lease_age_s < self.lease_ttl_s and not self.lease_holder_exited)
-
-    def describe(self) -> str:
-        if self.pid is None:
-            return "another `ensemble launch`"
-        return f"another `ensemble launch` (pid {self.pid} on {self.host}, since {self.started_at})"
-
-    def lease_text(self) -> str:
-        """'; lease renewed 4 s ago, live' for a lease; '' for a lock."""
-        if self.lease_age_s is None:
-            return ""
-        if self.lease_holder_exited:
-            state = "its process has exited"
-        else:
-            state = "live" if self.live else f"expired (ttl {self.lease_ttl_s:.0f} s)"
-        return f"; lease renewed {self.lease_age_s:.0f} s ago, {state}"
 
 
 def _read_holder(path: Path) -> LaunchHolder:
@@ -119,10 +83,6 @@ class LaunchLock:
         self.release()
 
 
-def refusal(run_root: Path, holder: LaunchHolder) -> str:
-    return f"{holder.describe()} is running {run_root}; wait for it to end or stop it, then launch again"
-
-
 class Unguarded:
     """A store without conditional writes: launches are not kept apart, and the user is told."""
 
@@ -145,8 +105,6 @@ def lock_for(run_root: "Location | str | os.PathLike"):
     if root.is_local:
         return LaunchLock(root.path)
     if root.on_s3:
-        from manifests.lease import S3Lease
-
         return S3Lease(root)
     return Unguarded(root)
 
@@ -157,8 +115,6 @@ def launch_holder(run_root: "Location | str | os.PathLike") -> LaunchHolder | No
     if root.is_local:
         return _flock_holder(root.path)
     if root.on_s3:
-        from manifests.lease import holder_of, read_lease
-
         lease = read_lease(root)
         return None if lease is None else holder_of(lease)
     return None

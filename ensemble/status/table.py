@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Callable, Iterator
 
-from manifests.schema import SplitRecord
+from manifests.tables.manifest import SplitRecord
 
 # click.style arguments per status (`ensemble status` on a terminal).
 STATUS_STYLES = {

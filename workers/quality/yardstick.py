@@ -1,6 +1,6 @@
 """A split's own yardstick: a small classifier trained on the split's real images, and the
 measures built on it. The training guard (workers/train.py) and `ensemble evaluate`
-(workers/evaluation.py) both score generators with it, so a class flagged during training is
+(workers/quality/evaluation.py) both score generators with it, so a class flagged during training is
 flagged by the same rule afterwards.
 
 Per class of a split, from n generated images:
@@ -27,7 +27,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from workers.verdicts import COLLAPSED, LOW_ACCURACY, MEMORISED, OK, VERDICTS  # noqa: F401 (re-exported)
+from workers.quality.verdicts import COLLAPSED, LOW_ACCURACY, MEMORISED, OK, VERDICTS  # noqa: F401 (re-exported)
 
 if TYPE_CHECKING:
     from manifests.storage import Location

@@ -20,7 +20,7 @@ COLOURS = ("#1f77b4", "#d62728", "#2ca02c")
 
 
 def curves_png(rows: list[dict], width_px: int = 880, height_px: int = 170) -> bytes:
-    """The curves of one split's history rows (manifests/history.py), as PNG bytes."""
+    """The curves of one split's history rows (manifests/tables/history.py), as PNG bytes."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 

@@ -1,0 +1,133 @@
+"""What a terminal shows while long work runs: a launch's progress (a live bar on a terminal,
+a line per finished split otherwise) and a bar over the splits for evaluate and report.
+The views write to stderr, so that stdout stays for results (and --json)."""
+from __future__ import annotations
+
+import time
+
+SMALL_PRESETS = ("cpu-32", "cifar-32")
+"""Presets whose one split leaves a GPU mostly idle (bench/README.md, the H200 figures)."""
+
+
+class LaunchView:
+    """Shows a launch's progress: a live bar on a terminal, a line per finished split otherwise."""
+
+    def __init__(self, gpus_asked: bool = False) -> None:
+        from rich.console import Console
+
+        self.console = Console(stderr=True)
+        self.gpus_asked = gpus_asked
+        self.progress = None
+        self.last_line = 0.0
+
+    def __enter__(self) -> "LaunchView":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+    def launched(self, cluster, spec, todo, gpus_per_split) -> None:
+        where = "a new local Ray cluster" if cluster.started_here else f"the Ray cluster at {cluster.address}"
+        self.console.print(
+            f"Training {len(todo)} of {spec.splits} splits ({spec.preset}, {spec.steps} steps of {spec.batch_size}) on {where} "
+            f"({cluster.num_cpus:g} CPUs, {cluster.num_gpus:g} GPUs; {gpus_per_split:g} GPU per split)"
+        )
+        if gpus_per_split == 1 and not self.gpus_asked and spec.preset in SMALL_PRESETS:
+            self.console.print(
+                f"tip: one {spec.preset} split leaves a GPU mostly idle; --gpus-per-split 0.125 trains 8 on each "
+                f"(3.1x the steps per second of one per GPU, cifar-32 on an H200: bench/README.md)"
+            )
+        self.total_steps = sum(r.total_steps for r in todo)
+        self.todo = {r.split for r in todo}
+        if self.console.is_terminal:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+            self.progress = Progress(
+                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("{task.fields[detail]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                console=self.console,
+            )  # fmt: skip
+            self.splits_bar = self.progress.add_task("splits", total=len(todo), detail="")
+            self.steps_bar = self.progress.add_task("steps ", total=self.total_steps, detail="")
+            self.progress.start()
+
+    def retrying(self, record) -> None:
+        self.console.print(f"split {record.split}: {record.flagged}; training it again with a new seed "
+                           f"(its seed number {len(record.seeds)})")
+        self.total_steps += record.total_steps
+        if self.progress is not None:
+            self.progress.update(self.steps_bar, total=self.total_steps)
+
+    def updated(self, records) -> None:
+        mine = [r for r in records if r.split in self.todo]
+        done = sum(r.status in ("succeeded", "flagged", "failed") for r in mine)
+        running = sum(r.status == "running" for r in mine)
+        steps = sum(r.step for r in mine)
+        if self.progress is not None:
+            self.progress.update(self.splits_bar, completed=done, detail=f"{running} running")
+            self.progress.update(self.steps_bar, completed=steps, detail="")
+        elif time.monotonic() - self.last_line >= 30:
+            self.console.print(f"{done}/{len(mine)} splits done, {running} running, {steps}/{self.total_steps} steps")
+            self.last_line = time.monotonic()
+
+    def finished(self, record) -> None:
+        if record.status == "failed":
+            self.console.print(f"[bold red]split {record.split} failed[/]: {record.error}")
+        elif record.status == "flagged":
+            self.console.print(f"[bold yellow]split {record.split} flagged[/]: {record.flagged}")
+        elif self.progress is None:
+            self.console.print(f"split {record.split} succeeded at step {record.step}")
+
+
+class SplitsProgressView:
+    """A progress bar over the splits on a terminal (stderr), nothing otherwise."""
+
+    def __init__(self, quiet: bool, doing: str = "evaluating splits") -> None:
+        from rich.console import Console
+
+        self.console = Console(stderr=True)
+        self.bar = None
+        self.quiet = quiet
+        self.doing = doing
+
+    def __enter__(self) -> "SplitsProgressView":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar[0].stop()
+
+    def progress(self, done: int, total: int, record) -> None:
+        if self.quiet or not self.console.is_terminal:
+            return
+        if self.bar is None:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
+
+            bar = Progress(f"[bold]{self.doing}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                           TimeRemainingColumn(), console=self.console)  # fmt: skip
+            self.bar = (bar, bar.add_task("splits", total=total))
+            bar.start()
+        self.bar[0].update(self.bar[1], completed=done)
+
+
+def counts_text(counts: dict[str, int]) -> str:
+    """`3 succeeded, 1 failed`: the statuses that occur."""
+    return ", ".join(f"{n} {status}" for status, n in counts.items() if n)
+
+
+def nothing_to_do(summary, only: tuple[int, ...] | None) -> str:
+    """Why a launch trained nothing: the whole run has finished, or the splits --only names have."""
+    if only is None:
+        return f"Nothing to do: every split of {summary.run_dir} has finished training ({counts_text(summary.counts)})."
+    from ensemble.planning import format_split_ids
+    from manifests.tables.manifest import Status
+
+    selected = sum(summary.selected.values())
+    others = {status: n - summary.selected.get(status, 0) for status, n in summary.counts.items()}
+    unfinished = sum(n for status, n in others.items() if status not in Status.FINISHED)
+    which = f"split {format_split_ids(only)}, which has" if selected == 1 else f"splits {format_split_ids(only)}, which have"
+    line = f"Nothing to do: --only selects {which} finished training ({counts_text(summary.selected)})"
+    if sum(others.values()):
+        line += f"; the run's other {sum(others.values())} splits: {counts_text(others)}"
+    return line + ("; leave --only out to train them." if unfinished else ".")

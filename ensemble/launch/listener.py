@@ -1,0 +1,26 @@
+"""What a launch tells whoever shows it (the CLI's terminal view, ensemble/console.py): that
+it started, each update of the rows, each split that ended or is retried with a new seed."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from ensemble.cluster import Cluster
+    from ensemble.run_spec import RunSpec
+    from manifests.tables.manifest import SplitRecord
+
+
+class LaunchListener(Protocol):
+    def launched(self, cluster: Cluster, spec: RunSpec, todo: list[SplitRecord], gpus_per_split: float) -> None: ...
+    def updated(self, records: list[SplitRecord]) -> None: ...
+    def finished(self, record: SplitRecord) -> None: ...
+    def retrying(self, record: SplitRecord) -> None: ...
+
+
+class QuietListener:
+    """A LaunchListener that shows nothing: for code that drives launch() itself (tests, bench/)."""
+
+    def launched(self, *args) -> None: ...
+    def updated(self, records) -> None: ...
+    def finished(self, record) -> None: ...
+    def retrying(self, record) -> None: ...

@@ -1,0 +1,101 @@
+"""What every request to `ensemble serve` obeys, whichever deployment answers it: the limits,
+errors as an HTTP status and one line, and how a label becomes the generator that serves it
+(the manifest as the ingress sees it). Free of Ray Serve and FastAPI."""
+from __future__ import annotations
+
+import base64
+import time
+from dataclasses import dataclass
+
+from ensemble.errors import EnsembleError
+from ensemble.routing import Route, Router
+from ensemble.sample import generator_path
+from manifests.run_dir import RunDir
+from manifests.tables.manifest import SplitRecord
+
+MAX_PER_LABEL = 256
+MAX_PER_REQUEST = 1024
+MAX_BODY_BYTES = 64 * 1024
+MANIFEST_REFRESH_S = 2.0
+"""How stale the ingress's view of the manifest may be: a new checkpoint is served this soon."""
+REQUEST_TIMEOUT_S = 60.0
+
+
+class RequestError(Exception):
+    """An answer other than 200: its HTTP status and one line."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """What a label's request is served from: a split's generator file at one step."""
+
+    split: int
+    path: str
+    """Relative to the run."""
+    kind: str
+    step: int
+
+    @property
+    def model_id(self) -> str:
+        return f"{self.path}@{self.step}"
+
+
+def served_generator(record: SplitRecord, checkpoint: str) -> ServedModel | None:
+    """What a split's requests are served from, or None before its first checkpoint."""
+    path, kind = generator_path(record, checkpoint)
+    if not path:
+        return None
+    step = record.best_step if kind == "best" else record.checkpoint_step
+    return ServedModel(record.split, path, kind, int(step or 0))
+
+
+def served_model(route: Route, checkpoint: str) -> ServedModel:
+    """served_generator for a label's request: 409 before the split's first checkpoint."""
+    model = served_generator(route.record, checkpoint)
+    if model is None:
+        record = route.record
+        raise RequestError(409, f"split {record.split} (label {route.global_label}) has no checkpoint yet "
+                                f"(status: {record.status}); try again once it has checkpointed")  # fmt: skip
+    return model
+
+
+class ManifestView:
+    """The run's manifest as the ingress sees it, re-read at most every MANIFEST_REFRESH_S."""
+
+    def __init__(self, run_dir: str):
+        self.run = RunDir(run_dir)
+        self.router = Router(self.run.read_manifest())
+        self.read_at = time.monotonic()
+
+    def current(self) -> Router:
+        if time.monotonic() - self.read_at >= MANIFEST_REFRESH_S:
+            try:
+                self.router = Router(self.run.read_manifest())
+            except Exception:  # noqa: BLE001 - a manifest being replaced, a store hiccup: keep the last view
+                pass
+            self.read_at = time.monotonic()
+        return self.router
+
+    def resolve(self, label: str) -> Route:
+        try:
+            return self.current().resolve(label)
+        except EnsembleError as exc:
+            raise RequestError(404, str(exc)) from None
+
+
+def check_count(n: int, labels: int = 1) -> None:
+    if not 1 <= n <= MAX_PER_LABEL:
+        raise RequestError(422, f"n must be between 1 and {MAX_PER_LABEL}, got {n}")
+    if n * labels > MAX_PER_REQUEST:
+        raise RequestError(422, f"{labels} labels x n={n} is {n * labels} images; at most {MAX_PER_REQUEST} per request")
+
+
+def b64_png(image) -> str:
+    """A (3, H, W) uint8 tensor as base64 PNG, for JSON answers."""
+    from workers.images import encode
+
+    return base64.b64encode(encode(image)).decode("ascii")

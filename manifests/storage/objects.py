@@ -1,0 +1,210 @@
+"""A Location on object storage (any pyarrow.fs store; on S3 proper, single-GET reads and
+deletes through boto3). One PUT, or one completed multipart upload, is atomic to readers."""
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import shutil
+import tempfile
+from typing import Iterator
+
+from manifests.errors import first_line
+from manifests.storage.location import Entry, Fill, Location, StorageError
+from manifests.storage.versioned import PointedVersionedFile
+
+
+_FILESYSTEMS: dict[tuple, object] = {}
+
+
+def filesystem_of(scheme: str, netloc: str, text: str):
+    """pyarrow's filesystem for a URI, and the path in it; one client per store, reused."""
+    import pyarrow as pa
+    import pyarrow.fs as pafs
+
+    if scheme == "s3":
+        check_s3_credentials(text)
+    key = (scheme, netloc, os.environ.get("AWS_ENDPOINT_URL"))
+    try:
+        filesystem, path = pafs.FileSystem.from_uri(text)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
+        raise StorageError(f"cannot open {text}: {first_line(exc)}; pass a local path or a URI such as "
+                           f"s3://bucket/prefix") from None  # fmt: skip
+    # One client per store: its connections and credentials are reused by every call.
+    return _FILESYSTEMS.setdefault(key, filesystem), path
+
+
+def check_s3_credentials(text: str) -> None:
+    """Refuse an s3:// location when no credentials can be found, before anything is tried."""
+    import botocore.session
+
+    if botocore.session.get_session().get_credentials() is None:
+        raise StorageError(
+            f"no AWS credentials found for {text}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE), "
+            f"or run where an instance role provides them"
+        )
+
+
+class ObjectLocation(Location):
+    is_local = False
+
+    def __init__(self, filesystem, base: str, path: str):
+        self.fs, self.base, self.path = filesystem, base, path  # base: "s3://bucket"; path: "bucket/key"
+
+    def __str__(self) -> str:
+        # from_uri's path includes the bucket for s3/gs; hdfs and the like give "/key".
+        bucket = self.base.split("://", 1)[1]
+        key = self.path[len(bucket) :] if bucket and self.path.startswith(bucket) else self.path
+        return self.base + ("/" + key.lstrip("/") if key.strip("/") else "")
+
+    def __truediv__(self, name: str) -> "ObjectLocation":
+        return ObjectLocation(self.fs, self.base, f"{self.path}/{name}")
+
+    def versioned(self, name: str, previous_name: str, pointer_name: str) -> PointedVersionedFile:
+        return PointedVersionedFile(self, name, previous_name, pointer_name)
+
+    @property
+    def parent(self) -> "ObjectLocation":
+        return ObjectLocation(self.fs, self.base, self.path.rsplit("/", 1)[0])
+
+    def absolute(self) -> "ObjectLocation":
+        return self
+
+    def require_bucket(self) -> None:
+        """Raise a StorageError naming the bucket when it does not exist (or cannot be reached)."""
+        import pyarrow.fs as pafs
+
+        try:
+            missing = self.fs.get_file_info(self.bucket).type == pafs.FileType.NotFound
+        except OSError as exc:
+            raise StorageError(f"cannot reach {self} ({first_line(exc)}); check AWS_ENDPOINT_URL, the network "
+                               f"and the credentials") from None  # fmt: skip
+        if missing:
+            raise StorageError(f"bucket {self.bucket} of {self} does not exist; create it, or fix the URI")
+
+    @property
+    def bucket(self) -> str:
+        return self.path.split("/", 1)[0]
+
+    @property
+    def key(self) -> str:
+        return self.path.split("/", 1)[1] if "/" in self.path else ""
+
+    def _info(self):
+        return self.fs.get_file_info(self.path)
+
+    def exists(self) -> bool:
+        import pyarrow.fs as pafs
+
+        return self._info().type != pafs.FileType.NotFound
+
+    def is_file(self) -> bool:
+        import pyarrow.fs as pafs
+
+        return self._info().type == pafs.FileType.File
+
+    def is_dir(self) -> bool:
+        import pyarrow.fs as pafs
+
+        return self._info().type == pafs.FileType.Directory
+
+    @property
+    def on_s3(self) -> bool:
+        return self.base.startswith("s3://")
+
+    def read_bytes(self) -> bytes:
+        if self.on_s3:
+            return _read_s3_object(self, lambda body: body.read())
+        with self.fs.open_input_stream(self.path) as f:
+            return f.read()
+
+    def write_bytes(self, data: bytes) -> None:
+        with self.fs.open_output_stream(self.path) as f:
+            f.write(data)
+
+    def write_with(self, fill: Fill) -> None:
+        with scratch_dir() as folder:
+            tmp = os.path.join(folder, self.name)
+            fill(tmp)
+            with open(tmp, "rb") as source, self.fs.open_output_stream(self.path) as target:
+                shutil.copyfileobj(source, target, 8 << 20)
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[str]:
+        """A local copy to read with libraries that want a file name, deleted afterwards."""
+        with scratch_dir() as folder:
+            tmp = os.path.join(folder, self.name)
+            with open(tmp, "wb") as target:
+                if self.on_s3:
+                    _read_s3_object(self, lambda body: shutil.copyfileobj(body, target, 8 << 20))
+                else:
+                    with self.fs.open_input_stream(self.path) as source:
+                        shutil.copyfileobj(source, target, 8 << 20)
+            yield tmp
+
+    def list(self) -> list[Entry]:
+        import pyarrow.fs as pafs
+
+        infos = self.fs.get_file_info(pafs.FileSelector(self.path, allow_not_found=False))
+        return [
+            Entry(ObjectLocation(self.fs, self.base, info.path), info.type == pafs.FileType.Directory,
+                  info.size, info.mtime_ns)  # fmt: skip
+            for info in infos
+        ]
+
+    def unlink(self) -> None:
+        if self.on_s3:
+            # boto3, not pyarrow: pyarrow's delete leaves an empty "folder/" marker object
+            # behind when it removes a folder's last file (apache/arrow#36275).
+            s3_client().delete_object(Bucket=self.bucket, Key=self.key)
+            return
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.delete_file(self.path)
+
+    def move(self, target: "ObjectLocation") -> None:
+        self.fs.copy_file(self.path, target.path)
+        self.unlink()
+
+    def mkdir(self) -> None:
+        pass  # object stores have no folders: a key's prefix is made with the key
+
+
+def _read_s3_object(file: ObjectLocation, consume):
+    """One GET, so one version of the object, whole. Not pyarrow's reader: it asks for the
+    size first (HEAD), then for byte ranges, and an object replaced in between (the manifest,
+    a generator) is read as the new object cut at the old one's length."""
+    import botocore.exceptions
+
+    try:
+        body = s3_client().get_object(Bucket=file.bucket, Key=file.key)["Body"]
+        with contextlib.closing(body):
+            return consume(body)
+    except botocore.exceptions.ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            raise FileNotFoundError(errno.ENOENT, "no such object", str(file)) from None
+        raise OSError(f"cannot read {file}: {first_line(exc)}") from None
+    except botocore.exceptions.BotoCoreError as exc:  # the connection, mid-request or mid-body
+        raise OSError(f"cannot read {file}: {first_line(exc)}") from None
+
+
+_S3_CLIENTS: dict[str | None, object] = {}
+
+
+def s3_client():
+    """This process's boto3 S3 client (standard credentials and AWS_ENDPOINT_URL), made once."""
+    endpoint = os.environ.get("AWS_ENDPOINT_URL")
+    if endpoint not in _S3_CLIENTS:
+        import boto3
+
+        _S3_CLIENTS[endpoint] = boto3.client("s3")
+    return _S3_CLIENTS[endpoint]
+
+
+@contextlib.contextmanager
+def scratch_dir() -> Iterator[str]:
+    """A private temporary folder for staging an upload or a download, removed on exit."""
+    folder = tempfile.mkdtemp(prefix="acgan-")
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
