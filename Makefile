@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test clean
+.PHONY: demo test check clean
 
 $(BIN)/ensemble: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,10 @@ demo: $(BIN)/ensemble
 
 test: $(BIN)/ensemble
 	$(BIN)/python -m pytest -q
+
+# The inner loop: the unit tier only (no Ray cluster, no S3 server, no browser), in about a minute.
+check: $(BIN)/ensemble
+	$(BIN)/python -m pytest -q -m unit
 
 clean:
 	rm -rf $(VENV) ensemble-run samples

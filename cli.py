@@ -259,15 +259,15 @@ def evaluate(run_dir: str, only, samples: int, checkpoint: str, classifier_weigh
     from ensemble.console import SplitsProgressView
 
     with user_errors(), SplitsProgressView(quiet=as_json) as view:
-        report = evaluate_run(run_dir, only, samples, checkpoint, classifier_weights, progress=view.progress)
+        evaluation = evaluate_run(run_dir, only, samples, checkpoint, classifier_weights, progress=view.progress)
     if as_json:
-        click.echo(json.dumps({"run": str(run_dir), "seconds": report.seconds, "counts": report.counts,
-                               "classes": report.rows}))  # fmt: skip
+        click.echo(json.dumps({"run": str(run_dir), "seconds": evaluation.seconds, "counts": evaluation.counts,
+                               "classes": evaluation.rows}))  # fmt: skip
         return
-    counts = ", ".join(f"{n} {verdict}" for verdict, n in report.counts.items() if n)
-    click.echo(f"Evaluated {len(report.rows)} classes of {report.splits} splits in {report.seconds:.0f} s: {counts}. "
-               f"Results: {report.path}")  # fmt: skip
-    flagged = report.flagged()
+    counts = ", ".join(f"{n} {verdict}" for verdict, n in evaluation.counts.items() if n)
+    click.echo(f"Evaluated {len(evaluation.rows)} classes of {evaluation.splits} splits in {evaluation.seconds:.0f} s: {counts}. "
+               f"Results: {evaluation.path}")  # fmt: skip
+    flagged = evaluation.flagged()
     for row in flagged[:20]:
         click.echo(f"  {row['label']} ({row['name']}), split {row['split']}: {row['verdict']} - accuracy "
                    f"{row['accuracy']:.2f} (real {_maybe(row['real_accuracy'])}), MS-SSIM {_maybe(row['ms_ssim'])} "

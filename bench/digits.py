@@ -133,7 +133,25 @@ def run(command: list, log: Path) -> None:
         sys.exit(f"`{' '.join(map(str, command))}` failed (exit {done.returncode}); see {log}")
 
 
-def main() -> None:
+def score_labels(model, samples: Path, train, y_train, test, y_test) -> list[dict]:
+    """Per label: the classifier's accuracy on the samples (and on held-out real digits), the
+    samples' spread against the real ones' in pixels and in features, and their novelty."""
+    rows = []
+    for label in range(10):
+        fake, real = read_samples(samples / str(label)), train[y_train == label]
+        with torch.no_grad():
+            accuracy = (model(to_input(fake)).argmax(1) == label).float().mean().item()
+            real_accuracy = (model(to_input(test[y_test == label])).argmax(1) == label).float().mean().item()
+        rows.append({
+            "label": label, "accuracy": accuracy, "real_accuracy": real_accuracy,
+            "pixel_spread": mean_pairwise(torch.from_numpy(fake)) / mean_pairwise(torch.from_numpy(real)),
+            "feature_spread": mean_pairwise(features(model, fake)) / mean_pairwise(features(model, real)),
+            "novelty": nearest(fake, train) / nearest(test[y_test == label], train),
+        })  # fmt: skip
+    return rows
+
+
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, default=OUT / "digits", help="folder for the data, run and samples")
     parser.add_argument("--preset", default="cpu-32")
@@ -149,6 +167,11 @@ def main() -> None:
     # TAC by default: plain cpu-32 reaches >= 99% per label at 4000 steps, but label 1's
     # samples then spread only 0.65 as much as the real 1s (bench/README.md).
     args.overrides = ["tac=true"] if args.overrides is None else args.overrides
+    return args
+
+
+def main() -> None:
+    args = parse_args()
     torch.set_num_threads(2)
 
     data, run_dir, samples = args.work / "images", args.work / "run", args.work / "samples"
@@ -180,18 +203,7 @@ def main() -> None:
         held_out_accuracy = (model(to_input(test)).argmax(1).numpy() == y_test).mean()
     print(f"classifier: {held_out_accuracy:.1%} on the {len(test)} held-out real digits")
 
-    rows = []
-    for label in range(10):
-        fake, real = read_samples(samples / str(label)), train[y_train == label]
-        with torch.no_grad():
-            accuracy = (model(to_input(fake)).argmax(1) == label).float().mean().item()
-            real_accuracy = (model(to_input(test[y_test == label])).argmax(1) == label).float().mean().item()
-        rows.append({
-            "label": label, "accuracy": accuracy, "real_accuracy": real_accuracy,
-            "pixel_spread": mean_pairwise(torch.from_numpy(fake)) / mean_pairwise(torch.from_numpy(real)),
-            "feature_spread": mean_pairwise(features(model, fake)) / mean_pairwise(features(model, real)),
-            "novelty": nearest(fake, train) / nearest(test[y_test == label], train),
-        })  # fmt: skip
+    rows = score_labels(model, samples, train, y_train, test, y_test)
     print(f"{'label':>5}  {'accuracy':>8}  {'(real)':>7}  {'pixel spread':>12}  {'feature spread':>14}  {'novelty':>7}")
     for r in rows:
         print(f"{r['label']:>5}  {r['accuracy']:>8.1%}  {r['real_accuracy']:>7.1%}  {r['pixel_spread']:>12.2f}  "

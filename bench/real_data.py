@@ -129,7 +129,7 @@ def bench(dataset: str, args: argparse.Namespace) -> bool:
     OUT.mkdir(exist_ok=True)
     (OUT / f"real-{dataset}.json").write_text(json.dumps({
         "options": options, "launch_wall_seconds": wall, "classes": rows,
-        "splits": [{k: s[k] for k in ("split", "status", "seeds", "best_step", "quality", "flagged", "train_seconds")}
+        "splits": [{k: s[k] for k in ("split", "status", "seeds", "best_step", "quality", "flags", "train_seconds")}
                    for s in status["splits"]],
         "date": time.strftime("%Y-%m-%d"), "goal_met": met,
     }, indent=1))  # fmt: skip

@@ -15,10 +15,9 @@ from ensemble.errors import EnsembleError
 from ensemble.planning import splits_named
 from ensemble.run_spec import RunSpec
 from ensemble.sample import generator_path
-from manifests.tables.evaluation import read_evaluation, write_evaluation
+from manifests.tables.evaluation import OK, count_verdicts, read_evaluation, write_evaluation
 from manifests.run_dir import RunDir
 from manifests.tables.manifest import SplitRecord, Status
-from workers.quality.verdicts import OK, VERDICTS
 
 DEFAULT_SAMPLES = 100
 MAX_SAMPLES = 5000
@@ -28,7 +27,9 @@ Progress = Callable[[int, int, SplitRecord], None]
 
 
 @dataclass(frozen=True)
-class EvaluationReport:
+class Evaluation:
+    """What `ensemble evaluate` measured now: the rows of the splits it evaluated, the table's path."""
+
     rows: list[dict]
     path: Path
     seconds: float
@@ -36,7 +37,7 @@ class EvaluationReport:
 
     @property
     def counts(self) -> dict[str, int]:
-        return {v: sum(row["verdict"] == v for row in self.rows) for v in VERDICTS}
+        return count_verdicts(self.rows)
 
     def flagged(self) -> list[dict]:
         return [row for row in self.rows if row["verdict"] != OK]
@@ -60,7 +61,7 @@ def _chosen(records: list[SplitRecord], only: tuple[int, ...] | None, checkpoint
 
 def evaluate_run(run_dir: str | Path, only: tuple[int, ...] | None = None, samples: int = DEFAULT_SAMPLES,
                  checkpoint: str = "best", classifier_weights: str | None = None,
-                 progress: Progress | None = None) -> EvaluationReport:  # fmt: skip
+                 progress: Progress | None = None) -> Evaluation:  # fmt: skip
     """Evaluate the finished splits (or those in `only`); nothing in the run changes on a bad input."""
     start = time.monotonic()
     if not 2 <= samples <= MAX_SAMPLES:
@@ -76,48 +77,70 @@ def evaluate_run(run_dir: str | Path, only: tuple[int, ...] | None = None, sampl
         )
 
     # torch is imported only now, after every check that can fail cheaply.
-    import torch
+    from workers.devices import pick_device
+    from workers.quality.imagenet import load_imagenet_classifier
 
-    from workers.checkpoints import load_generator
-    from workers.datasets import load_split_images
-    from workers.quality.evaluation import evaluate_classes, imagenet_accuracy, load_imagenet_classifier, verdict
-    from workers.quality.guard import classifier_steps
-    from workers.quality.yardstick import load_or_train_yardstick
-    from workers.images import generate
-
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = pick_device()
     imagenet = None
     if classifier_weights is not None:
         imagenet = load_imagenet_classifier(classifier_weights, device)  # ImageNetClassifierError: one line
-
     measured = []
     for done, record in enumerate(chosen, start=1):
-        path, kind = generator_path(record, checkpoint)
-        generator, info = load_generator(run.root / path, device=str(device))
-        data = load_split_images(spec.data, record.classes, info.config.image_size, cache_dir=run.split_dir(record.split))
-        yardstick = load_or_train_yardstick(run.split_dir(record.split), data.images, data.labels, len(record.classes),
-                                            record.split, device, classifier_steps(spec.steps))  # fmt: skip
-        fakes = [generate(generator, k, samples, seed=k) for k in range(len(record.classes))]
-        classes, fid, kid = evaluate_classes(yardstick, data.images, data.labels, fakes, seed=record.split)
-        for row in classes:
-            if imagenet is not None:
-                row.imagenet_accuracy = imagenet_accuracy(*imagenet, fakes[row.local_label], record.classes[row.local_label])
-            measured.append((record, kind, info.step, row, fid, kid))
+        measured.append(_measure_split(run, spec, record, checkpoint, samples, device, imagenet))
         if progress is not None:
             progress(done, len(chosen), record)
+    rows = _rows(run, measured, samples)
+    written = write_evaluation(run.root, rows)
+    return Evaluation(rows, written, time.monotonic() - start, len(chosen))
+
+
+@dataclass(frozen=True)
+class _Measured:
+    """One split's measures: per class, and the split's FID and KID."""
+
+    record: SplitRecord
+    kind: str
+    step: int
+    classes: list
+    """workers.quality.evaluation.ClassEvaluation, one per local class."""
+    fid: float | None
+    kid: float | None
+
+
+def _measure_split(run: RunDir, spec: RunSpec, record: SplitRecord, checkpoint: str, samples: int, device,
+                   imagenet) -> _Measured:  # fmt: skip
+    from workers.checkpoints import load_generator
+    from workers.datasets import load_split_images
+    from workers.images import generate
+    from workers.quality.evaluation import evaluate_classes
+    from workers.quality.guard import classifier_steps
+    from workers.quality.imagenet import imagenet_accuracy
+    from workers.quality.yardstick import load_or_train_yardstick
+
+    path, kind = generator_path(record, checkpoint)
+    generator, info = load_generator(run.root / path, device=str(device))
+    data = load_split_images(spec.data, record.classes, info.config.image_size, cache_dir=run.split_dir(record.split))
+    yardstick = load_or_train_yardstick(run.split_dir(record.split), data.images, data.labels, len(record.classes),
+                                        record.split, device, classifier_steps(spec.steps))  # fmt: skip
+    fakes = [generate(generator, k, samples, seed=k) for k in range(len(record.classes))]
+    classes, fid, kid = evaluate_classes(yardstick, data.images, data.labels, fakes, seed=record.split)
+    if imagenet is not None:
+        for row in classes:
+            row.imagenet_accuracy = imagenet_accuracy(*imagenet, fakes[row.local_label], record.classes[row.local_label])
+    return _Measured(record, kind, info.step, classes, fid, kid)
+
+
+def _rows(run: RunDir, measured: list[_Measured], samples: int) -> list[dict]:
+    """evaluation.parquet's rows of the splits measured now, each class with its verdict."""
+    from workers.quality.evaluation import class_columns, verdict
 
     # The paper's ceiling: the highest mean MS-SSIM of any real class of the run, those
     # evaluated before (evaluation.parquet) included, so that --only gives the same verdicts.
-    now = {record.split for record, *_ in measured}
-    known = [row.real_ms_ssim for *_, row, _, _ in measured if row.real_ms_ssim is not None]
+    now = {m.record.split for m in measured}
+    known = [c.real_ms_ssim for m in measured for c in m.classes if c.real_ms_ssim is not None]
     known += [r["real_ms_ssim"] for r in read_evaluation(run.root) if r["split"] not in now and r["real_ms_ssim"] is not None]
     ceiling = max(known) if known else None
-    rows = [{
-        "label": record.classes[row.local_label], "name": record.class_names[row.local_label], "split": record.split,
-        "checkpoint": kind, "checkpoint_step": step, "samples": samples, "accuracy": row.accuracy,
-        "real_accuracy": row.real_accuracy, "ms_ssim": row.ms_ssim, "real_ms_ssim": row.real_ms_ssim,
-        "diversity": row.diversity, "fid": row.fid, "split_fid": fid, "split_kid": kid, "novelty": row.novelty,
-        "imagenet_accuracy": row.imagenet_accuracy, "verdict": verdict(row, ceiling),
-    } for record, kind, step, row, fid, kid in measured]  # fmt: skip
-    written = write_evaluation(run.root, rows)
-    return EvaluationReport(rows, written, time.monotonic() - start, len(chosen))
+    return [{"label": m.record.classes[c.local_label], "name": m.record.class_names[c.local_label],
+             "class_id": m.record.class_ids[c.local_label], "split": m.record.split, "checkpoint": m.kind, "checkpoint_step": m.step, "samples": samples,
+             **class_columns(c), "split_fid": m.fid, "split_kid": m.kid, "verdict": verdict(c, ceiling)}
+            for m in measured for c in m.classes]  # fmt: skip

@@ -12,24 +12,17 @@ a whole old file or a whole new one, never a partial write, and a power loss nei
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import json
 import os
 import tempfile
 import uuid
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from manifests.errors import UserError, first_line
 from manifests.storage import Location, StorageError, VersionedFile, location
-from manifests.tables.manifest import (
-    MANIFEST_SCHEMA,
-    SCHEMA_VERSION,
-    SCHEMA_VERSION_KEY,
-    SplitRecord,
-    columns_of_version,
-)
+from manifests.tables.manifest import MANIFEST_FORMAT, MANIFEST_SCHEMA, SplitRecord
+from manifests.tables.parquet import TableError, table_rows
 
 MANIFEST_NAME = "manifest.parquet"
 SPEC_NAME = "run.json"
@@ -47,26 +40,6 @@ class RunDirError(UserError):
 def training_states(split_dir: "Location | str") -> VersionedFile:
     """A split's training state file, newest and previous, on any storage."""
     return location(split_dir).versioned(STATE_NAME, PREVIOUS_STATE_NAME, STATE_POINTER_NAME)
-
-
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
-
-
-def _rows(table: pa.Table) -> list[dict]:
-    """table.to_pylist(), with UTC timestamps converted here: pyarrow converts tz-aware ones
-    through pandas, whose import alone is 0.2 s of every `ensemble status`."""
-    stamps = [i for i, field in enumerate(table.schema) if pa.types.is_timestamp(field.type)]
-    for i in stamps:
-        # view, not cast: the same microseconds without importing pyarrow.compute (28 ms).
-        as_int = pa.chunked_array([chunk.view(pa.int64()) for chunk in table.column(i).chunks], pa.int64())
-        table = table.set_column(i, table.schema.field(i).name, as_int)
-    rows = table.to_pylist()
-    names = [table.schema.field(i).name for i in stamps]
-    for row in rows:
-        for name in names:
-            if row[name] is not None:
-                row[name] = _EPOCH + dt.timedelta(microseconds=row[name])
-    return rows
 
 
 @contextlib.contextmanager
@@ -173,31 +146,19 @@ class RunDir:
     def read_manifest(self) -> list[SplitRecord]:
         self.require()
         try:
-            # One open and one read: given a path, pyarrow may open the file again to read
+            # One read of the whole file: given a path, pyarrow may open the file again to read
             # the row groups after the footer, and a rewrite in between (a new inode) would
             # pair the old footer with the new file's bytes.
-            # ParquetFile rather than read_table: the latter imports pyarrow.dataset and pandas
-            # (0.2 s, the most of `ensemble status`).
-            table = pq.ParquetFile(pa.BufferReader(self.manifest_path.read_bytes())).read()
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise RunDirError(
-                f"manifest {self.manifest_path} is unreadable ({first_line(exc)}); restore it from a backup "
-                f"(the checkpoints under {self.root / 'splits'} are untouched)"
-            ) from None
-        version = (table.schema.metadata or {}).get(SCHEMA_VERSION_KEY, b"?").decode()
-        expected = columns_of_version(version)
-        if table.schema.names != expected or any(
-            table.schema.field(name).type != MANIFEST_SCHEMA.field(name).type for name in expected
-        ):
-            raise RunDirError(
-                f"manifest {self.manifest_path} has schema version {version} with columns "
-                f"{table.schema.names[:4]}...; this ensemble reads versions 1-{SCHEMA_VERSION} "
-                f"(restore the manifest from a backup, or launch a new --run)"
-            )
-        return [SplitRecord.from_row(row) for row in _rows(table)]
+            data = self.manifest_path.read_bytes()
+        except OSError as exc:
+            raise RunDirError(f"manifest {self.manifest_path} is unreadable ({first_line(exc)}); "
+                              f"{MANIFEST_FORMAT.remedy}") from None  # fmt: skip
+        try:
+            table = MANIFEST_FORMAT.from_bytes(data, self.manifest_path)
+        except TableError as exc:
+            raise RunDirError(str(exc)) from None
+        return [SplitRecord.from_row(row) for row in table_rows(table)]
 
     def write_manifest(self, records: list[SplitRecord]) -> None:
         table = pa.Table.from_pylist([r.to_row() for r in records], schema=MANIFEST_SCHEMA)
-        sink = pa.BufferOutputStream()
-        pq.write_table(table, sink)
-        self.manifest_path.write_bytes(sink.getvalue().to_pybytes())
+        self.manifest_path.write_bytes(MANIFEST_FORMAT.to_bytes(table))

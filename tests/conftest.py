@@ -11,6 +11,22 @@ from workers.datasets.drawing import render_class
 
 FAKE_GPUS = 4
 
+TIERS = ("unit", "integration", "faults", "browser")
+"""Every test is in one tier (pyproject.toml's markers). `make check` runs `unit`; `make test`,
+like CI, runs them all."""
+CLUSTER_FIXTURES = {"ray_cluster", "s3_server"}
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """A test marked with no tier is `integration` when it uses the session's Ray cluster or S3
+    server, else `unit`. A test in two tiers (a faults test with a browser) keeps the first."""
+    for item in items:
+        marked = [tier for tier in TIERS if item.get_closest_marker(tier)]
+        if not marked:
+            item.add_marker("integration" if CLUSTER_FIXTURES & set(item.fixturenames) else "unit")
+        elif "unit" in marked and CLUSTER_FIXTURES & set(item.fixturenames):
+            raise pytest.UsageError(f"{item.nodeid} is marked unit but uses a Ray cluster or the S3 server")
+
 
 # Set before any Ray cluster or `ensemble` process starts, so that all of them inherit it:
 # every S3 request of the test session goes to its own server on 127.0.0.1, never to AWS.

@@ -157,8 +157,14 @@ CASES = [
     # -- the manifest and run spec -------------------------------------------------------
     Case("manifest truncated (status)", ["status", "--run", "{run}"], ["manifest", "is unreadable"], setup="truncate_manifest"),
     Case("manifest truncated (launch)", ["launch", "--run", "{run}"], ["manifest", "is unreadable"], setup="truncate_manifest"),
-    Case("manifest of another schema", ["status", "--run", "{run}"], ["has schema version", "reads versions 1-4"],
+    Case("manifest of another schema", ["status", "--run", "{run}"], ["has schema version ? with columns", "reads versions 1-5"],
          setup="foreign_manifest"),
+    Case("manifest of a newer release", ["status", "--run", "{run}"],
+         ["has schema version 99, newer than this acgan-ensemble reads (1-5)", "upgrade acgan-ensemble"],
+         setup="newer_manifest"),
+    Case("evaluation table of a newer release", ["status", "--run", "{run}"],
+         ["evaluation table", "has schema version 99, newer than this acgan-ensemble reads (1-2)"],
+         setup="newer_evaluation"),
     Case("run.json corrupt", ["launch", "--run", "{run}"], ["run.json is not valid JSON"], setup="corrupt_spec"),
     Case("run.json missing", ["launch", "--run", "{run}"], ["run.json is missing"], setup="remove_spec"),
     Case("run.json of a newer release", ["launch", "--run", "{run}"], ["run.json has version 2", "upgrade acgan-ensemble"],
@@ -217,6 +223,25 @@ def foreign_manifest(places):
 
 def corrupt_spec(places):
     (places["run"] / "run.json").write_text('{"splits": 100,')
+
+
+def newer_manifest(places):
+    import pyarrow.parquet as pq
+
+    from manifests.tables.parquet import VERSION_KEY
+
+    path = places["run"] / "manifest.parquet"
+    pq.write_table(pq.read_table(path).replace_schema_metadata({VERSION_KEY: b"99"}), path)
+
+
+def newer_evaluation(places):
+    import pyarrow.parquet as pq
+
+    from manifests.tables.evaluation import write_evaluation
+    from manifests.tables.parquet import VERSION_KEY
+
+    path = write_evaluation(places["run"], [])
+    pq.write_table(pq.read_table(path).replace_schema_metadata({VERSION_KEY: b"99"}), path)
 
 
 def newer_spec(places):

@@ -4,6 +4,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.integration  # each runs a benchmark script as a process
+
 BENCH = Path(__file__).parents[1] / "bench"
 
 
@@ -24,5 +28,10 @@ def test_train_step_bench_prints_a_row_per_loop_with_its_ratio():
 
 def test_status_bench_times_each_command_on_a_made_up_manifest():
     table = run("status_scale.py", "--splits", "20", "--repeats", "1")
-    for measure in ("ensemble status ", "ensemble status --summary", "ensemble status --json", "route one label"):
-        assert any(line.split()[0] == "20" and measure in line for line in table.splitlines()), table
+    for measure in ("ensemble status ", "ensemble status --summary", "ensemble status --json"):
+        (line,) = [line for line in table.splitlines() if line.split()[0] == "20" and measure in line]
+        seconds = float(re.search(r"(\d+\.\d+) s", line)[1])
+        assert 0.05 < seconds < 60, line  # a process that imports and reads: measured, not made up
+    (route,) = [line for line in table.splitlines() if "route one label" in line]
+    by_index, by_name = map(float, re.search(r"([\d.]+) / ([\d.]+) us", route).groups())
+    assert 0 < by_index < 10_000 and 0 < by_name < 10_000, route

@@ -5,18 +5,27 @@ import sys
 
 import pytest
 
+import cli
 from ensemble.cluster import Cluster, choose_gpus_per_split
 from ensemble.errors import EnsembleError
 from tests.helpers import assert_one_line_error, invoke, planned_run
 
 
-@pytest.mark.parametrize("command", [[], ["launch"], ["status"], ["sample"], ["evaluate"]])
+@pytest.mark.parametrize("command", [[]] + [[name] for name in sorted(cli.main.commands)])
 def test_help_for_every_command(command):
+    """Every command the CLI has, found from the CLI itself: a new command cannot be missed."""
     result = invoke(*command, "--help")
     assert result.exit_code == 0
-    assert "Usage:" in result.output
+    assert f"Usage: ensemble {command[0] if command else ''}".rstrip() in result.output
     if command:
         assert "Examples:" in result.output
+        assert f"\n    ensemble {command[0]}" in result.output  # an example of this very command
+
+
+def test_the_help_lists_every_command():
+    assert {"launch", "status", "sample", "evaluate", "report", "serve"} <= set(cli.main.commands)
+    listed = invoke("--help").output
+    assert all(f"  {name} " in listed for name in cli.main.commands), listed
 
 
 def test_help_and_status_import_neither_torch_nor_ray(tmp_path):

@@ -13,7 +13,7 @@ def domain_errors() -> list[type[Exception]]:
     from manifests.run_dir import RunDirError
     from workers.checkpoints import CheckpointError
     from workers.datasets.errors import DatasetError
-    from workers.quality.evaluation import ImageNetClassifierError
+    from workers.quality.imagenet import ImageNetClassifierError
 
     return [EnsembleError, Interrupted, RunDirError, LaunchLockedError, CheckpointError, DatasetError,
             ImageNetClassifierError]  # fmt: skip

@@ -31,7 +31,9 @@ def test_a_flagged_split_is_retried_with_a_new_seed_and_keeps_its_best_generator
     assert (row.status, row.attempt, row.step) == (Status.FLAGGED, 2, 12)
     assert row.seeds == [41, 41 + SEED_STRIDE]  # the run's seed for the split, then one fresh one
     assert row.steps_redone == 0  # a fresh seed on purpose is not work lost
-    assert row.flagged and ("low-accuracy" in row.flagged or "collapsed" in row.flagged)
+    assert row.flags and all(f["label"] in row.classes for f in row.flags)
+    assert all((f["verdict"], f["measure"]) in {("low-accuracy", "accuracy"), ("collapsed", "diversity")} for f in row.flags)
+    assert row.flagged.startswith(f"{row.flags[0]['label']} {row.flags[0]['verdict']} ({row.flags[0]['measure']} ")
     assert row.best_checkpoint == "splits/041/generator.best.safetensors" and row.best_step in (6, 12)
     assert 0.0 <= row.quality <= 1.0
     split_dir = RunDir(run).split_dir(41)

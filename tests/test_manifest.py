@@ -129,20 +129,38 @@ def test_rows_are_copies_that_writing_cannot_change():
     assert 99 not in record.classes
 
 
-@pytest.mark.parametrize("version", ["1", "2", "3"])
+def columns_of_version(version: int) -> list[str]:
+    """The manifest columns an earlier release wrote (manifests/tables/manifest.py's history)."""
+    from manifests.tables.manifest import ADDED_IN_VERSION_2, ADDED_IN_VERSION_3, ADDED_IN_VERSION_4
+
+    later = {4: (), 3: ADDED_IN_VERSION_4, 2: ADDED_IN_VERSION_3 + ADDED_IN_VERSION_4,
+             1: ADDED_IN_VERSION_2 + ADDED_IN_VERSION_3 + ADDED_IN_VERSION_4}[version]  # fmt: skip
+    names = [name if name != "flags" else "flagged" for name in MANIFEST_SCHEMA.names]
+    return [name for name in names if name not in later]
+
+
+@pytest.mark.parametrize("version", [1, 2, 3, 4])
 def test_manifests_of_earlier_versions_read_with_the_new_fields_at_their_defaults(tmp_path, version):
     """A manifest as an earlier release wrote it (its columns only, its version in the
     metadata) reads; the next write upgrades it to the current version, values kept."""
-    from manifests.tables.manifest import SCHEMA_VERSION, SCHEMA_VERSION_KEY, columns_of_version
+    from manifests.tables.manifest import SCHEMA_VERSION
+    from manifests.tables.parquet import VERSION_KEY
 
     written = sample_records()
+    flags = [{"label": 1, "verdict": "collapsed", "measure": "diversity", "value": 0.12},
+             {"label": 2, "verdict": "low-accuracy", "measure": "accuracy", "value": 0.31}]  # fmt: skip
     later = dict(pid=4242, resumed_from=300, steps_redone=12, skipped_images=1, warning="w", class_ids=["n1", "n2"],
-                 quality=0.9, best_checkpoint="splits/000/generator.best.safetensors", best_step=400, flagged="1 collapsed",
+                 quality=0.9, best_checkpoint="splits/000/generator.best.safetensors", best_step=400, flags=flags,
                  seeds=[0, 7])  # fmt: skip
     written[0] = dataclasses.replace(written[0], **later)  # values an older release could not have written
     columns = columns_of_version(version)
-    rows = [{name: value for name, value in r.to_row().items() if name in columns} for r in written]
-    schema = pa.schema([MANIFEST_SCHEMA.field(name) for name in columns], metadata={SCHEMA_VERSION_KEY: version})
+    rows = []
+    for record in written:
+        row = record.to_row()
+        row["flagged"] = record.flagged  # version 4 kept the flags as this text
+        rows.append({name: row[name] for name in columns})
+    fields = [MANIFEST_SCHEMA.field(name) if name != "flagged" else pa.field("flagged", pa.string()) for name in columns]
+    schema = pa.schema(fields, metadata={VERSION_KEY: str(version)})
     pq.write_table(pa.Table.from_pylist(rows, schema=schema), tmp_path / "manifest.parquet")
 
     run = RunDir(tmp_path)
@@ -152,24 +170,25 @@ def test_manifests_of_earlier_versions_read_with_the_new_fields_at_their_default
         for name in MANIFEST_SCHEMA.names:
             if name == "class_ids" and name not in columns:
                 assert new.class_ids == new.class_names  # before version 3 the ids were the names
-            elif name in columns:
-                assert getattr(new, name) == getattr(old, name), name
+            elif name in columns or name == "flags" and "flagged" in columns:
+                assert getattr(new, name) == getattr(old, name), name  # version 4's text parsed into flags
             else:
                 assert getattr(new, name) == getattr(defaults, name), name
-    assert records[0] != written[0]  # the later columns were really left out
+    if version < 4:
+        assert records[0] != written[0]  # the later columns were really left out
+    else:
+        assert records == written  # version 4 had every field, its flags as text
     run.write_manifest(records)
-    assert pq.read_schema(run.manifest_path).metadata[SCHEMA_VERSION_KEY] == SCHEMA_VERSION.encode()
+    assert pq.read_schema(run.manifest_path).metadata[VERSION_KEY] == str(SCHEMA_VERSION).encode()
     assert run.read_manifest() == records
 
 
-def test_a_history_written_with_the_old_column_names_reads_with_the_new_ones(tmp_path):
-    from manifests.tables.history import METRICS, RENAMED, read_history, write_history
+def test_a_manifest_of_a_newer_version_is_refused_in_one_line(tmp_path):
+    from manifests.tables.parquet import VERSION_KEY
 
-    write_history(tmp_path, 3, [[10, 1.0, 2.0, 0.5, 0.25, 0.6, 0.4, 1.5, float("nan"), float("nan"), float("nan")]])
-    table = pq.read_table(tmp_path / "history.parquet")
-    old = {new: old for old, new in RENAMED.items()}
-    pq.write_table(table.rename_columns([old.get(n, n) for n in table.column_names]), tmp_path / "history.parquet")
-    assert "accuracy_real" in pq.read_schema(tmp_path / "history.parquet").names
-    (row,) = read_history(tmp_path)
-    assert list(row) == ["split", "step", *METRICS, "train_seconds", "sample_accuracy", "sample_diversity", "quality"]
-    assert (row["class_accuracy"], row["class_accuracy_fake"]) == (0.5, 0.25)
+    run = RunDir(tmp_path)
+    run.write_manifest(sample_records())
+    table = pq.read_table(run.manifest_path)
+    pq.write_table(table.replace_schema_metadata({VERSION_KEY: b"99"}), run.manifest_path)
+    with pytest.raises(RunDirError, match="schema version 99, newer than this acgan-ensemble reads .*; upgrade"):
+        run.read_manifest()

@@ -156,7 +156,15 @@ def test_configs_written_before_presets_still_build_the_same_model():
            "d_class_loss_on_fake": False, "g_class_weight": 1.0, "g_ema": 0.98, "lr": 1e-3, "beta1": 0.5,
            "beta2": 0.999}  # fmt: skip
     # The same model; such a run goes on training in fp32, as it began (cpu-32 now says auto).
-    assert GANConfig.from_dict(old) == dataclasses.replace(get_preset("cpu-32").gan, precision="fp32")
+    config = GANConfig.from_dict(old)
+    assert config == dataclasses.replace(get_preset("cpu-32").gan, precision="fp32")
+    # Built, it is the model the preset builds: the same parameters, the same images.
+    torch.manual_seed(0)
+    built, preset = Generator(config), Generator(dataclasses.replace(get_preset("cpu-32").gan, num_classes=10))
+    assert {k: v.shape for k, v in built.state_dict().items()} == {k: v.shape for k, v in preset.state_dict().items()}
+    preset.load_state_dict(built.state_dict())
+    noise, labels = torch.randn(4, config.z_dim), torch.tensor([0, 3, 6, 9])
+    assert torch.equal(built.eval()(noise, labels), preset.eval()(noise, labels))
 
 
 def _judgement(source, classes):
@@ -196,8 +204,24 @@ def test_hinge_and_tac_losses():
 
 
 def test_class_loss_gradient_reaches_the_generator():
+    """Through the class logits alone: D's "real" logit is cut from the graph, so every bit of
+    gradient G gets comes from the class loss; a generator loss without it would give none.
+    And it points the right way: a small step of G lowers the class loss."""
+    torch.manual_seed(0)
     config = small(32, num_classes=4)
     g, d = Generator(config), Discriminator(config)
-    labels = torch.tensor([0, 1, 2, 3])
-    generator_loss(d(g(torch.randn(4, config.z_dim), labels)), labels, config).backward()
-    assert g.project.weight.grad.abs().sum() > 0
+    labels, noise = torch.tensor([0, 1, 2, 3]), torch.randn(4, config.z_dim)
+
+    def class_loss_only():
+        judged = d(g(noise, labels))
+        return generator_loss(Judgement(judged.source.detach(), judged.classes, None), labels, config)
+
+    before = class_loss_only()
+    before.backward()
+    grads = [p.grad for p in g.parameters()]
+    assert g.project.weight.grad is not None and g.project.weight.grad.abs().sum() > 0
+    with torch.no_grad():
+        for param, grad in zip(g.parameters(), grads):
+            if grad is not None:
+                param -= 1e-3 * grad
+    assert class_loss_only().item() < before.item()

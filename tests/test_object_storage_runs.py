@@ -76,6 +76,7 @@ def test_a_run_on_s3_trains_resumes_samples_and_evaluates_with_nothing_left_on_l
     assert scratch_folders() == scratch_before  # ...and no staging folder left behind
 
 
+@pytest.mark.browser  # and integration: the S3 server and the session's cluster
 def test_an_image_folder_on_s3_is_listed_decoded_once_and_cached_with_the_run(s3_prefix, image_folder, tmp_path):
     data = location(s3_prefix + "/images")
     for path in image_folder.rglob("*.png"):

@@ -5,19 +5,12 @@ import pytest
 import torch
 
 from workers.datasets import load_split_images
-from workers.quality.evaluation import ClassEvaluation, evaluate_classes, ms_ssim_scales, verdict
-from workers.quality.yardstick import (
-    COLLAPSED,
-    DIVERSITY_FLOOR,
-    LOW_ACCURACY,
-    MEMORISED,
-    OK,
-    guard_verdict,
-    held_out_mask,
-    load_or_train_yardstick,
-    quality_score,
-    to_input,
-)
+from workers.quality.evaluation import ClassEvaluation, evaluate_classes, verdict
+from workers.quality.measures import ms_ssim_scales
+from workers.quality.verdicts import COLLAPSED, DIVERSITY_FLOOR, LOW_ACCURACY, OK, guard_verdict
+from manifests.tables.evaluation import MEMORISED
+from workers.quality.yardstick import held_out_mask, load_or_train_yardstick, to_input
+from workers.quality.measures import quality_score
 
 CPU = torch.device("cpu")
 CLASSES = list(range(410, 420))

@@ -17,7 +17,7 @@ from PIL import Image
 from tests.browser import HeadlessChromium, chromium_path
 from tests.helpers import invoke, rows_of
 
-pytestmark = pytest.mark.usefixtures("ray_cluster")
+pytestmark = [pytest.mark.usefixtures("ray_cluster"), pytest.mark.browser]
 
 ARTIFACTS = Path(__file__).parents[1] / "test-artifacts"
 # Enough steps for the guard to checkpoint twice and keep a best generator.
@@ -77,8 +77,7 @@ def test_the_report_of_a_builtin_run_in_headless_chromium(builtin_run, tmp_path)
     assert page.stat().st_size == written["bytes"]
     # Outlined: evaluate's verdicts for split 41, which it scored; the guard's for split 42.
     evaluated = json.loads(invoke("status", "--run", builtin_run, "--json").output)["splits"][41]["quality"]
-    guarded = rows_of(builtin_run)[42].flagged
-    flagged = len(evaluated["flagged"]) + (len(guarded.split(";")) if guarded else 0)
+    flagged = len(evaluated["flagged"]) + len(rows_of(builtin_run)[42].flags)
 
     browser, facts = open_report(page, "report-builtin.png")
     with browser:
@@ -114,10 +113,19 @@ def test_the_report_of_a_builtin_run_in_headless_chromium(builtin_run, tmp_path)
 
 
 def test_a_report_is_rewritten_in_place_and_names_its_generators(builtin_run, tmp_path):
-    out = tmp_path / "latest.html"
+    """The same --out twice: the second report (of the latest generators) replaces the first
+    (of the best) whole, in place, with nothing else left in the folder."""
+    out = tmp_path / "report.html"
+    assert invoke("report", "--run", builtin_run, "--out", out).exit_code == 0
+    first = out.read_text()
+    assert first.count("pictures from its best generator") == 2
+    inode = out.stat().st_ino
     result = invoke("report", "--run", builtin_run, "--out", out, "--checkpoint", "latest")
     assert result.exit_code == 0, result.output
-    assert re.search(r"Report of 2 split\(s\) written to .*latest\.html \(\d+\.\d MB, \d+ s\)", result.output)
+    assert re.search(r"Report of 2 split\(s\) written to .*report\.html \(\d+\.\d MB, \d+ s\)", result.output)
     text = out.read_text()
+    assert text != first and "pictures from its best generator" not in text
     assert text.count("pictures from its latest generator (step 40)") == 2
     assert "no checkpoint yet (pending)" in text
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html"]  # no temporary file left beside it
+    assert out.stat().st_ino != inode  # replaced by a rename, never rewritten where a reader has it open

@@ -148,6 +148,7 @@ def test_a_new_checkpoint_is_served_within_seconds_and_a_corrupt_one_is_refused_
     assert status == 200 and answer["split"] == 41
 
 
+@pytest.mark.browser
 def test_the_gallery_shows_a_class_s_samples_in_headless_chromium(served):
     from tests.browser import HeadlessChromium
 

@@ -65,6 +65,7 @@ def _assert_same(a, b, where="state"):
         assert a == b, where
 
 
+@pytest.mark.integration  # three runs of 30 steps each
 @pytest.mark.parametrize("gan", [CPU_32, RANDOM_OPTIONS], ids=["cpu-32", "random-options"])
 def test_resume_is_exact(tmp_path, gan):
     """A split stopped right after a checkpoint, or between two, and resumed ends in exactly
@@ -155,12 +156,6 @@ def test_non_finite_losses_stop_training_with_a_clear_error(tmp_path):
         train_on_cpu(make_job(tmp_path, 40, gan=exploding))
 
 
-def test_training_on_an_image_folder(tmp_path, image_folder):
-    job = make_job(tmp_path, 4, data=str(image_folder), classes=[0, 1], class_names=["class_0", "class_1"])
-    result = train_on_cpu(job)
-    assert result.step == 4 and result.skipped_images == 0
-
-
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_training_on_cuda_matches_the_cpu_contract(tmp_path):
@@ -174,7 +169,12 @@ def test_training_on_cuda_matches_the_cpu_contract(tmp_path):
     assert resumed.resumed_from_step == 20 and resumed.step == 30
 
 
-@pytest.mark.parametrize("preset", ["paper-128", "paper-64", "cifar-32", "cpu-32"])
+@pytest.mark.parametrize("preset", [
+    pytest.param("paper-128", marks=pytest.mark.integration),  # the paper's models train for seconds
+    pytest.param("paper-64", marks=pytest.mark.integration),
+    "cifar-32",
+    "cpu-32",
+])  # fmt: skip
 def test_every_preset_trains_and_checkpoints_on_an_image_folder(tmp_path, image_folder, preset):
     """A few steps at batch 2 on 32x32 PNGs, resized to each preset's resolution."""
     from workers.presets import get_preset
@@ -183,7 +183,7 @@ def test_every_preset_trains_and_checkpoints_on_an_image_folder(tmp_path, image_
     job = make_job(tmp_path, 2, data=str(image_folder), classes=[0, 1, 2], class_names=["a", "b", "c"],
                    gan=gan.to_dict(), batch_size=2, checkpoint_every=2)  # fmt: skip
     result = train_on_cpu(job)
-    assert result.step == 2 and result.loss_d is not None
+    assert result.step == 2 and result.loss_d is not None and result.skipped_images == 0
     generator, info = load_generator(tmp_path / "splits" / "041" / "generator.safetensors")
     assert generate(generator, 2, 2, seed=0).shape == (2, 3, gan.image_size, gan.image_size)
     assert (tmp_path / "splits" / "041" / f"images-{gan.image_size}.safetensors").is_file()

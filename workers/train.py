@@ -27,9 +27,10 @@ from workers.checkpoints import (
 from manifests.tables.history import GUARD_METRICS, HISTORY_NAME, METRICS, ROW_WIDTH, padded_rows, write_history
 from manifests.storage import Location, location
 from workers.config import GANConfig, TrainJob, TrainResult
+from workers.devices import describe_device, pick_device
 from workers.datasets import load_split_images
 from workers.quality.guard import QualityGuard
-from workers.quality.yardstick import quality_score
+from workers.quality.measures import quality_score
 from workers.step import GAN, draw_batch, train_step
 
 Report = Callable[[dict], None]
@@ -65,19 +66,6 @@ class _Window:
     def load(self, state: dict) -> None:
         self.sums.copy_(state["sums"])
         self.steps = int(state["steps"])
-
-
-def pick_device(prefer_cuda: bool) -> torch.device:
-    return torch.device("cuda") if prefer_cuda and torch.cuda.is_available() else torch.device("cpu")
-
-
-def describe_device(device: torch.device, assigned_gpus: list | None = None) -> str:
-    """`cuda:0 (NVIDIA H100)`, `cpu`, or `cpu (GPU 2 assigned, no CUDA)` for a GPU that torch cannot use."""
-    if device.type == "cuda":
-        return f"cuda:{device.index or 0} ({torch.cuda.get_device_name(device)})"
-    if assigned_gpus:
-        return f"cpu (GPU {','.join(map(str, assigned_gpus))} assigned, no CUDA)"
-    return "cpu"
 
 
 def train_split(job: TrainJob, report: Report | None = None, device: torch.device | None = None,

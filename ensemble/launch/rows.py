@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING
 from manifests.errors import first_line, last_line
 from manifests.run_dir import RunDir
 from manifests.tables.manifest import SplitRecord, Status, utc_now
-from workers.quality.verdicts import describe_flags
 
 if TYPE_CHECKING:
     from ensemble.launch.board import Drained
@@ -39,7 +38,7 @@ def apply_result(record: SplitRecord, result, run: RunDir) -> None:
     """A split's task returned: succeeded, or flagged when its best generator fails classes."""
     now = utc_now()
     record.status = Status.FLAGGED if result.flags else Status.SUCCEEDED
-    record.flagged = describe_flags(result.flags) or None
+    record.flags = list(result.flags)
     record.quality, record.best_step = result.quality, result.best_step
     record.best_checkpoint = run.relative(result.best_path) if result.best_path else None
     record.step = result.step

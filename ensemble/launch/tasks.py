@@ -18,7 +18,8 @@ def train_split_task(job: TrainJob, board, cpus: float):
     import ray.exceptions
     import torch
 
-    from workers.train import describe_device, pick_device, train_split
+    from workers.devices import describe_device, pick_device
+    from workers.train import train_split
 
     torch.set_num_threads(max(1, int(cpus)))
     node = ray.util.get_node_ip_address()
@@ -79,6 +80,6 @@ def plan_seeds(spec: RunSpec, record: SplitRecord, quality_retries: int | None) 
         return max(len(record.seeds), 1 + DEFAULT_QUALITY_RETRIES)
     if record.status == Status.FLAGGED:  # this relaunch's first retry starts now
         record.seeds.append(next_seed(spec, record))
-        record.flagged = None
+        record.flags = []
         return len(record.seeds) - 1 + quality_retries
     return len(record.seeds) + quality_retries

@@ -192,16 +192,11 @@ def _check_writable(target: Location) -> None:
 
 def _flags(record: SplitRecord, status: RunStatus) -> dict[int, str]:
     """The split's classes that are not ok: `ensemble evaluate`'s verdicts when it ran, else
-    the quality guard's (the manifest's `417 collapsed (diversity 0.12); ...`)."""
+    the quality guard's (the manifest's flags)."""
     evaluated = (status.evaluated or {}).get(record.split)
     if evaluated is not None:
         return {int(label): verdict for label, verdict in evaluated["flagged"].items()}
-    flags = {}
-    for part in (record.flagged or "").split(";"):
-        label, _, rest = part.strip().partition(" ")
-        if label.isdigit():
-            flags[int(label)] = rest.split(" ", 1)[0]
-    return flags
+    return {flag["label"]: flag["verdict"] for flag in record.flags}
 
 
 def _webp(image) -> Picture:

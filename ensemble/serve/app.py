@@ -61,13 +61,11 @@ class GeneratorReplica:
 
     async def load(self, model_id: str):
         """model_id: `PATH@STEP` (ServedModel.model_id): a newer checkpoint is another model."""
-        import torch
-
         from workers.checkpoints import load_generator
+        from workers.devices import pick_device
 
         path = model_id.rsplit("@", 1)[0]
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-        return await asyncio.to_thread(load_generator, self.run.root / path, device)
+        return await asyncio.to_thread(load_generator, self.run.root / path, str(pick_device()))
 
     async def sample(self, requests: list[tuple[int, int, int]]) -> dict:
         """[(local label, n, seed)] -> {"images": a (n, 3, S, S) uint8 tensor each, "step"},

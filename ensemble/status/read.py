@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from manifests.tables.evaluation import counts_by_split, read_evaluation
+from manifests.tables.evaluation import count_verdicts, counts_by_split, read_evaluation
 from manifests.locks.holder import LaunchHolder
 from manifests.locks.launch_lock import launch_holder
 from manifests.run_dir import RunDir, storage_errors
@@ -49,11 +49,8 @@ class RunStatus:
         if self.evaluated:
             classes = sum(e["classes"] for e in self.evaluated.values())
             ok = sum(e["ok"] for e in self.evaluated.values())
-            verdicts: dict[str, int] = {}
-            for entry in self.evaluated.values():
-                for verdict in entry["flagged"].values():
-                    verdicts[verdict] = verdicts.get(verdict, 0) + 1
-            flagged = "".join(f", {n} {v}" for v, n in sorted(verdicts.items()))
+            verdicts = count_verdicts([{"verdict": v} for e in self.evaluated.values() for v in e["flagged"].values()])
+            flagged = "".join(f", {n} {v}" for v, n in sorted(verdicts.items()) if n)
             line += f"; evaluated {classes} classes: {ok} ok{flagged}"
         if self.launch is not None:
             line += f"; launch running (pid {self.launch.pid} on {self.launch.host}{self.launch.lease_text()})"

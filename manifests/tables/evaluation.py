@@ -1,24 +1,27 @@
 """RUN/evaluation.parquet: what `ensemble evaluate` measured, one row per class.
 
-Written whole like the manifest (manifests/storage/). Evaluating some
-splits replaces their rows and keeps the others'. Read without torch: `ensemble status`
-shows a quality column from it.
+Written whole like the manifest (manifests/storage/). Evaluating some splits replaces their
+rows and keeps the others'. Read without torch: `ensemble status` shows a quality column
+from it. Versioned (manifests/tables/parquet.py): a file an older release wrote is read in
+this version's columns.
 """
 from __future__ import annotations
 
-import io
-
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from manifests.run_dir import RunDirError
 from manifests.storage import Location, location
+from manifests.tables.parquet import TableFormat, table_rows, with_column
 
 EVALUATION_NAME = "evaluation.parquet"
+
+OK, COLLAPSED, LOW_ACCURACY, MEMORISED = "ok", "collapsed", "low-accuracy", "memorised"
+VERDICTS = (OK, COLLAPSED, LOW_ACCURACY, MEMORISED)
+"""The values of the verdict column (workers/quality/verdicts.py says when each is given)."""
 
 EVALUATION_SCHEMA = pa.schema([
     pa.field("label", pa.int32(), nullable=False),
     pa.field("name", pa.string(), nullable=False),
+    pa.field("class_id", pa.string()),  # the folder name (a WordNet id for ImageNet); version 2
     pa.field("split", pa.int32(), nullable=False),
     pa.field("checkpoint", pa.string(), nullable=False),  # best or latest
     pa.field("checkpoint_step", pa.int64(), nullable=False),
@@ -36,23 +39,30 @@ EVALUATION_SCHEMA = pa.schema([
     pa.field("verdict", pa.string(), nullable=False),
 ])  # fmt: skip
 
+VERSION = 2
+"""1: the measures and the verdict (files without a recorded version); 2: + class_id, null
+in rows evaluated by version 1."""
+
+FORMAT = TableFormat(
+    what="evaluation table",
+    schema=EVALUATION_SCHEMA,
+    version=VERSION,
+    unmarked_version=lambda table: 1,
+    upgrades={1: lambda table: with_column(table, "class_id", [None] * table.num_rows, pa.string(), after="name")},
+    remedy="delete it and run `ensemble evaluate` again",
+)
+
 
 def evaluation_path(run_root: "Location | str") -> Location:
     return location(run_root) / EVALUATION_NAME
 
 
 def read_evaluation(run_root: "Location | str") -> list[dict]:
-    """The rows, or [] when the run has not been evaluated."""
+    """The rows, in this version's columns, or [] when the run has not been evaluated."""
     path = evaluation_path(run_root)
     if not path.is_file():
         return []
-    try:
-        table = pq.ParquetFile(pa.BufferReader(path.read_bytes())).read()
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise RunDirError(f"{path} is unreadable ({exc}); delete it and run `ensemble evaluate` again") from None
-    if table.schema.names != EVALUATION_SCHEMA.names:
-        raise RunDirError(f"{path} has other columns than this version writes; run `ensemble evaluate` again")
-    return table.to_pylist()
+    return table_rows(FORMAT.from_bytes(path.read_bytes(), path))
 
 
 def write_evaluation(run_root: "Location | str", rows: list[dict]) -> Location:
@@ -60,11 +70,14 @@ def write_evaluation(run_root: "Location | str", rows: list[dict]) -> Location:
     evaluated = {row["split"] for row in rows}
     kept = [row for row in read_evaluation(run_root) if row["split"] not in evaluated]
     merged = sorted(kept + rows, key=lambda row: row["label"])
-    buffer = io.BytesIO()
-    pq.write_table(pa.Table.from_pylist(merged, schema=EVALUATION_SCHEMA), buffer)
     path = evaluation_path(run_root)
-    path.write_bytes(buffer.getvalue())
+    path.write_bytes(FORMAT.to_bytes(pa.Table.from_pylist(merged, schema=EVALUATION_SCHEMA)))
     return path
+
+
+def count_verdicts(rows: list[dict]) -> dict[str, int]:
+    """{verdict: classes}, every verdict present, in VERDICTS' order."""
+    return {verdict: sum(row["verdict"] == verdict for row in rows) for verdict in VERDICTS}
 
 
 def counts_by_split(rows: list[dict]) -> dict[int, dict]:
@@ -73,7 +86,7 @@ def counts_by_split(rows: list[dict]) -> dict[int, dict]:
     for row in rows:
         entry = counts.setdefault(row["split"], {"classes": 0, "ok": 0, "flagged": {}})
         entry["classes"] += 1
-        if row["verdict"] == "ok":
+        if row["verdict"] == OK:
             entry["ok"] += 1
         else:
             entry["flagged"][row["label"]] = row["verdict"]

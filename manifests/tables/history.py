@@ -5,12 +5,10 @@ resumable state never disagree); read it with pyarrow or pandas to draw curves.
 """
 from __future__ import annotations
 
-import io
-
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from manifests.storage import Location, location
+from manifests.tables.parquet import TableFormat, table_rows, with_column
 
 HISTORY_NAME = "history.parquet"
 METRICS = ("loss_d", "loss_g", "class_accuracy", "class_accuracy_fake", "d_real", "d_fake")
@@ -18,7 +16,7 @@ METRICS = ("loss_d", "loss_g", "class_accuracy", "class_accuracy_fake", "d_real"
 class_accuracy) and on G's fakes (how well G's images carry their class); D's mean
 probability of "real" on real and on fake images."""
 RENAMED = {"accuracy_real": "class_accuracy", "accuracy_fake": "class_accuracy_fake"}
-"""Columns of histories written before the names matched the manifest's: old -> new."""
+"""Columns of version-2 histories, named before they matched the manifest's: old -> new."""
 GUARD_METRICS = ("sample_accuracy", "sample_diversity", "quality")
 """On the rows of the steps the quality guard checked (null on the others): the mean over
 classes of the split classifier's accuracy on a fixed batch of samples, the least diverse
@@ -35,16 +33,43 @@ HISTORY_SCHEMA = pa.schema(
 )
 
 
+VERSION = 3
+"""1: the losses and accuracies; 2: + the guard's figures (GUARD_METRICS); 3: accuracies
+named as the manifest's (RENAMED). Files before version 3 carry no version: it is told by
+their columns."""
+
+
+def _unmarked_version(table: pa.Table) -> int:
+    if "accuracy_real" not in table.column_names:
+        return 3
+    return 2 if "quality" in table.column_names else 1
+
+
+def _add_guard_metrics(table: pa.Table) -> pa.Table:
+    for name in GUARD_METRICS:
+        table = with_column(table, name, [None] * table.num_rows, pa.float64())
+    return table
+
+
+FORMAT = TableFormat(
+    what="history",
+    schema=HISTORY_SCHEMA,
+    version=VERSION,
+    unmarked_version=_unmarked_version,
+    upgrades={1: _add_guard_metrics,
+              2: lambda table: table.rename_columns([RENAMED.get(n, n) for n in table.column_names])},  # fmt: skip
+    remedy="delete it: the split's next checkpoint writes it again",
+)
+
+
 def write_history(split_dir: "Location | str", split: int, rows: list[list[float]]) -> Location:
     """rows: ROW_WIDTH values each (see ROW_WIDTH); a NaN guard figure is written as null."""
     columns = list(zip(*rows)) if rows else [[] for _ in range(ROW_WIDTH)]
     arrays = [pa.array([split] * len(rows), pa.int32()), pa.array([int(s) for s in columns[0]], pa.int64())]
     arrays += [pa.array(column, pa.float64()) for column in columns[1 : len(METRICS) + 2]]
     arrays += [pa.array([None if v != v else v for v in column], pa.float64()) for column in columns[len(METRICS) + 2 :]]
-    buffer = io.BytesIO()
-    pq.write_table(pa.Table.from_arrays(arrays, schema=HISTORY_SCHEMA), buffer)
     path = location(split_dir) / HISTORY_NAME
-    path.write_bytes(buffer.getvalue())
+    path.write_bytes(FORMAT.to_bytes(pa.Table.from_arrays(arrays, schema=HISTORY_SCHEMA)))
     return path
 
 
@@ -54,7 +79,6 @@ def padded_rows(rows: list[list[float]]) -> list[list[float]]:
 
 
 def read_history(split_dir: "Location | str") -> list[dict]:
-    """The rows of a split's history, with today's column names whatever release wrote it."""
+    """The rows of a split's history, in this version's columns whatever release wrote it."""
     path = location(split_dir) / HISTORY_NAME
-    table = pq.ParquetFile(pa.BufferReader(path.read_bytes())).read()
-    return table.rename_columns([RENAMED.get(name, name) for name in table.column_names]).to_pylist()
+    return table_rows(FORMAT.from_bytes(path.read_bytes(), path))

@@ -6,19 +6,23 @@ first write would otherwise get type `null` and break every later write.
 from __future__ import annotations
 
 import dataclasses
+import re
 import datetime as dt
 from dataclasses import dataclass
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "4"
+from manifests.tables.parquet import TableFormat, with_column
+
+SCHEMA_VERSION = 5
 ADDED_IN_VERSION_2 = ("pid", "resumed_from", "steps_redone", "skipped_images", "warning")
 """Columns a version-1 manifest lacks; its rows read with those fields at their defaults."""
 ADDED_IN_VERSION_3 = ("class_ids",)
 """... and a version-2 one; its class ids read as its class names (they were the same)."""
 ADDED_IN_VERSION_4 = ("quality", "best_checkpoint", "best_step", "flagged", "seeds")
 """... and a version-3 one (from before the quality guard)."""
-SCHEMA_VERSION_KEY = b"acgan_ensemble.schema_version"
+# Version 5: `flagged`, a text ("417 collapsed (diversity 0.12)"), became `flags`, one struct
+# per failing class (FLAG_TYPE); the upgrade parses a version-4 text once, nothing reads it after.
 
 
 class Status:
@@ -44,6 +48,13 @@ class Status:
 
 
 _TIMESTAMP = pa.timestamp("us", tz="UTC")
+
+FLAG_TYPE = pa.struct([
+    pa.field("label", pa.int32(), nullable=False),
+    pa.field("verdict", pa.string(), nullable=False),  # collapsed or low-accuracy
+    pa.field("measure", pa.string(), nullable=False),  # the figure that failed: diversity or accuracy
+    pa.field("value", pa.float64(), nullable=False),
+])  # fmt: skip
 
 MANIFEST_SCHEMA = pa.schema(
     [
@@ -75,10 +86,9 @@ MANIFEST_SCHEMA = pa.schema(
         pa.field("quality", pa.float64()),
         pa.field("best_checkpoint", pa.string()),
         pa.field("best_step", pa.int64()),
-        pa.field("flagged", pa.string()),
+        pa.field("flags", pa.list_(FLAG_TYPE), nullable=False),
         pa.field("seeds", pa.list_(pa.int64()), nullable=False),
     ],
-    metadata={SCHEMA_VERSION_KEY: SCHEMA_VERSION.encode()},
 )
 
 
@@ -131,8 +141,8 @@ class SplitRecord:
     """The best generator by that score (safetensors), relative to the run directory; what
     sampling and evaluation use by default."""
     best_step: int | None = None
-    flagged: str | None = None
-    """The best generator's failing classes and why, e.g. `417 collapsed (diversity 0.12)`."""
+    flags: list[dict] = dataclasses.field(default_factory=list)
+    """The best generator's failing classes and why: {label, verdict, measure, value} each."""
     seeds: list[int] = dataclasses.field(default_factory=list)
     """Every seed this split was trained with, in order: one more per quality retry (a fresh
     start). The last one is the current. Empty: only the run's derived seed."""
@@ -151,6 +161,11 @@ class SplitRecord:
     def from_row(cls, row: dict) -> "SplitRecord":
         return cls(**row)
 
+    @property
+    def flagged(self) -> str | None:
+        """The flags as people read them: `417 collapsed (diversity 0.12); 418 ...`, or None."""
+        return "; ".join(f"{f['label']} {f['verdict']} ({f['measure']} {f['value']:.2f})" for f in self.flags) or None
+
 
 _FIELD_NAMES = tuple(f.name for f in dataclasses.fields(SplitRecord))
 
@@ -164,12 +179,47 @@ def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
-def columns_of_version(version: str) -> list[str] | None:
-    """The manifest columns of a schema version this code reads, or None for one it cannot."""
-    if version == SCHEMA_VERSION:
-        return MANIFEST_SCHEMA.names
-    later = {"3": ADDED_IN_VERSION_4, "2": ADDED_IN_VERSION_3 + ADDED_IN_VERSION_4,
-             "1": ADDED_IN_VERSION_2 + ADDED_IN_VERSION_3 + ADDED_IN_VERSION_4}.get(version)  # fmt: skip
-    if later is None:
-        return None
-    return [name for name in MANIFEST_SCHEMA.names if name not in later]
+def _added(names: tuple[str, ...]):
+    """An upgrade that adds `names` (at their places in the final order) with their defaults."""
+    order = [name if name != "flags" else "flagged" for name in MANIFEST_SCHEMA.names]
+    defaults = {f.name: f.default for f in dataclasses.fields(SplitRecord) if f.default is not dataclasses.MISSING}
+    defaults["seeds"] = []
+
+    def upgrade(table: pa.Table) -> pa.Table:
+        for name in names:
+            kind = pa.string() if name == "flagged" else MANIFEST_SCHEMA.field(name).type
+            before = [n for n in order[: order.index(name)] if n in table.column_names]
+            table = with_column(table, name, [defaults.get(name)] * table.num_rows, kind, after=before[-1])
+        return table
+
+    return upgrade
+
+
+def _class_ids_as_names(table: pa.Table) -> pa.Table:
+    ids = table.column("class_names").to_pylist()
+    return with_column(table, "class_ids", ids, MANIFEST_SCHEMA.field("class_ids").type, after="class_names")
+
+
+_FLAG_TEXT = re.compile(r"(\d+) (\S+) \((\w+) ([-\d.]+)\)")
+
+
+def _flags_from_text(table: pa.Table) -> pa.Table:
+    """Version 4's `flagged` text, as the coordinator wrote it, into version 5's structs."""
+    flags = [[{"label": int(m[1]), "verdict": m[2], "measure": m[3], "value": float(m[4])}
+              for m in _FLAG_TEXT.finditer(text or "")] for text in table.column("flagged").to_pylist()]  # fmt: skip
+    at = table.schema.get_field_index("flagged")
+    return table.remove_column(at).add_column(at, MANIFEST_SCHEMA.field("flags"), pa.array(flags, pa.list_(FLAG_TYPE)))
+
+
+def _unmarked(table: pa.Table) -> int:
+    raise ValueError("no version")  # every manifest carries its version: this file is not one
+
+
+MANIFEST_FORMAT = TableFormat(
+    what="manifest",
+    schema=MANIFEST_SCHEMA,
+    version=SCHEMA_VERSION,
+    unmarked_version=_unmarked,
+    upgrades={1: _added(ADDED_IN_VERSION_2), 2: _class_ids_as_names, 3: _added(ADDED_IN_VERSION_4), 4: _flags_from_text},
+    remedy="restore the manifest from a backup, or launch a new --run (the checkpoints under RUN/splits are untouched)",
+)

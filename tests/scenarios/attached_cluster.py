@@ -56,65 +56,73 @@ def main(run: str, steps: int, checkpoint_every: int) -> None:
     seen: dict = {}
     try:
         common = ["--address", cluster.address, "--gpus-per-split", "0", "--no-guard", "--batch-size", "8"]
-        # 1. Four splits, two at a time (one CPU per node, one per split): on both nodes.
-        quick = subprocess.Popen([*installed_command(), "launch", "--splits", "100", "--only", "0-3", "--run", run,
-                                  "--steps", str(QUICK_STEPS), "--checkpoint-every", "100", *common],
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
-        on_nodes: dict[int, int] = {}
-
-        def note_nodes():
-            for row in rows_of(run).values():
-                if row.status == Status.RUNNING and row.pid and row.split not in on_nodes:
-                    node = raylets.get(parent_pid(row.pid))
-                    if node is not None:
-                        on_nodes[row.split] = node
-            return quick.poll() is not None
-
-        wait_for(note_nodes, timeout=600, what="the first launch to end", interval=0.1)
-        _, stderr = quick.communicate()
-        assert quick.returncode == 0, stderr[-3000:]
-        seen["splits_by_node"] = {str(s): n for s, n in sorted(on_nodes.items())}
-        status = json.loads(ensemble("status", "--run", run, "--json").stdout)
-        seen["succeeded"] = status["counts"]["succeeded"]
-        sample = ensemble("sample", "--label", "7", "--run", run, "--out", os.path.join(sys.argv[4], "s.png"))
-        seen["sample"] = sample.stdout.strip().splitlines()[0] if sample.returncode == 0 else sample.stderr
-
-        # 2. A coordinator killed mid-training on the attached cluster (a run of longer splits).
-        run = run + "-long"
-        long = subprocess.Popen([*installed_command(), "launch", "--splits", "100", "--only", "4,5", "--run", run,
-                                 "--steps", str(steps), "--checkpoint-every", str(checkpoint_every), *common],
-                                stdout=subprocess.DEVNULL, stderr=open(os.path.join(sys.argv[4], "long.err"), "w"))  # fmt: skip
-
-        def past_a_checkpoint():
-            row = rows_of(run).get(4)
-            return row if row and row.status == Status.RUNNING and row.pid and (row.checkpoint_step or 0) >= \
-                checkpoint_every and row.step > row.checkpoint_step else None  # fmt: skip
-
-        victim = wait_for(past_a_checkpoint, timeout=300, what="split 4 to train past a checkpoint")
-        long.send_signal(signal.SIGKILL)
-        long.wait(timeout=30)
-        workers = [r.pid for r in rows_of(run).values() if r.status == Status.RUNNING]
-        wait_for(lambda: not any(map(process_alive, workers)), timeout=120,
-                 what="Ray to end the dead driver's split tasks")  # fmt: skip
-        seen["cluster_alive_after_kill"] = all(process_alive(pid) for pid in raylets)
-        between = json.loads(ensemble("status", "--run", run, "--json").stdout)
-        seen["between"] = {"launch": between["launch"], "expired_lease": between["expired_lease"],
-                           "interrupted": [s["split"] for s in between["splits"] if s["status"] == "interrupted"]}  # fmt: skip
-        from workers.checkpoints import load_training_state
-        from manifests.run_dir import RunDir
-
-        newest = load_training_state(RunDir(run).split_dir(4)).state["step"]
-        relaunch = ensemble("launch", "--run", run, "--only", "4,5", "--address", cluster.address,
-                            "--gpus-per-split", "0")  # fmt: skip
-        assert relaunch.returncode == 0, relaunch.stderr[-3000:]
-        after = rows_of(run)
-        seen.update(victim_step=victim.step, newest_checkpoint=newest, resumed_from=after[4].resumed_from,
-                    steps_redone=after[4].steps_redone, after=[after[s].status for s in (4, 5)],
-                    attempts=[after[s].attempt for s in (4, 5)])  # fmt: skip
+        spread_over_nodes(run, raylets, common, seen)
+        kill_and_resume(run + "-long", cluster, raylets, steps, checkpoint_every, common, seen)
         print(json.dumps(seen))
     finally:
         logging.disable(logging.CRITICAL)
         cluster.shutdown()
+
+
+def spread_over_nodes(run: str, raylets: dict, common: list[str], seen: dict) -> None:
+    """Four splits, two at a time (one CPU per node, one per split): on both nodes."""
+    quick = subprocess.Popen([*installed_command(), "launch", "--splits", "100", "--only", "0-3", "--run", run,
+                              "--steps", str(QUICK_STEPS), "--checkpoint-every", "100", *common],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    on_nodes: dict[int, int] = {}
+
+    def note_nodes():
+        for row in rows_of(run).values():
+            if row.status == Status.RUNNING and row.pid and row.split not in on_nodes:
+                node = raylets.get(parent_pid(row.pid))
+                if node is not None:
+                    on_nodes[row.split] = node
+        return quick.poll() is not None
+
+    wait_for(note_nodes, timeout=600, what="the first launch to end", interval=0.1)
+    _, stderr = quick.communicate()
+    assert quick.returncode == 0, stderr[-3000:]
+    seen["splits_by_node"] = {str(s): n for s, n in sorted(on_nodes.items())}
+    status = json.loads(ensemble("status", "--run", run, "--json").stdout)
+    seen["succeeded"] = status["counts"]["succeeded"]
+    sample = ensemble("sample", "--label", "7", "--run", run, "--out", os.path.join(sys.argv[4], "s.png"))
+    seen["sample"] = sample.stdout.strip().splitlines()[0] if sample.returncode == 0 else sample.stderr
+
+
+def kill_and_resume(run: str, cluster, raylets: dict, steps: int, checkpoint_every: int, common: list[str],
+                    seen: dict) -> None:  # fmt: skip
+    """A coordinator killed mid-training on the attached cluster (a run of longer splits), then
+    a relaunch that resumes it."""
+    long = subprocess.Popen([*installed_command(), "launch", "--splits", "100", "--only", "4,5", "--run", run,
+                             "--steps", str(steps), "--checkpoint-every", str(checkpoint_every), *common],
+                            stdout=subprocess.DEVNULL, stderr=open(os.path.join(sys.argv[4], "long.err"), "w"))  # fmt: skip
+
+    def past_a_checkpoint():
+        row = rows_of(run).get(4)
+        return row if row and row.status == Status.RUNNING and row.pid and (row.checkpoint_step or 0) >= \
+            checkpoint_every and row.step > row.checkpoint_step else None  # fmt: skip
+
+    victim = wait_for(past_a_checkpoint, timeout=300, what="split 4 to train past a checkpoint")
+    long.send_signal(signal.SIGKILL)
+    long.wait(timeout=30)
+    workers = [r.pid for r in rows_of(run).values() if r.status == Status.RUNNING]
+    wait_for(lambda: not any(map(process_alive, workers)), timeout=120,
+             what="Ray to end the dead driver's split tasks")  # fmt: skip
+    seen["cluster_alive_after_kill"] = all(process_alive(pid) for pid in raylets)
+    between = json.loads(ensemble("status", "--run", run, "--json").stdout)
+    seen["between"] = {"launch": between["launch"], "expired_lease": between["expired_lease"],
+                       "interrupted": [s["split"] for s in between["splits"] if s["status"] == "interrupted"]}  # fmt: skip
+    from workers.checkpoints import load_training_state
+    from manifests.run_dir import RunDir
+
+    newest = load_training_state(RunDir(run).split_dir(4)).state["step"]
+    relaunch = ensemble("launch", "--run", run, "--only", "4,5", "--address", cluster.address,
+                        "--gpus-per-split", "0")  # fmt: skip
+    assert relaunch.returncode == 0, relaunch.stderr[-3000:]
+    after = rows_of(run)
+    seen.update(victim_step=victim.step, newest_checkpoint=newest, resumed_from=after[4].resumed_from,
+                steps_redone=after[4].steps_redone, after=[after[s].status for s in (4, 5)],
+                attempts=[after[s].attempt for s in (4, 5)])  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -14,7 +14,9 @@ import torch
 
 from workers.checkpoints import BEST_GENERATOR_WEIGHTS, GeneratorInfo, read_generator_info, save_generator
 from workers.config import GANConfig, TrainJob
-from workers.quality.yardstick import GUARD_SAMPLES, OK, guard_verdict, load_or_train_yardstick, quality_score
+from workers.quality.yardstick import GUARD_SAMPLES, load_or_train_yardstick
+from workers.quality.verdicts import COLLAPSED, OK, guard_verdict
+from workers.quality.measures import quality_score
 
 CLASSIFIER_STEPS_PER_GAN_STEP = 1 / 16
 """The classifier trains for 1/16 as many steps as the GAN, between 100 and 1000 (each about
@@ -85,7 +87,11 @@ class QualityGuard:
         return int(self.best["step"]) if self.best else None
 
     def flags(self) -> list[dict]:
-        """The best generator's classes that are not ok."""
+        """The best generator's classes that are not ok, as the manifest's `flags` hold them:
+        {label, verdict, measure, value}, the measure being the figure that failed."""
         if not self.best or "quality" not in self.best:
             return []
-        return [c for c in self.best["quality"]["classes"] if c["verdict"] != OK]
+        failing = [c for c in self.best["quality"]["classes"] if c["verdict"] != OK]
+        measures = [("diversity" if c["verdict"] == COLLAPSED else "accuracy") for c in failing]
+        return [{"label": c["label"], "verdict": c["verdict"], "measure": m, "value": float(c[m])}
+                for c, m in zip(failing, measures)]  # fmt: skip

@@ -1,15 +1,24 @@
-"""What the quality guard and `ensemble evaluate` call a class, and how the manifest says it.
-Free of torch, so that the coordinator and `ensemble status` stay light."""
+"""What the quality guard and `ensemble evaluate` call a class.
+Free of torch, so that the coordinator and `ensemble status` stay light.
+
+A class is `collapsed` when its diversity is under DIVERSITY_FLOOR, and `low-accuracy` when
+its accuracy is under ACCURACY_FLOOR times that of its held-out real images (the guard's
+verdict; `ensemble evaluate` adds the paper's MS-SSIM criterion and `memorised`). Both floors
+were chosen by measurement (bench/README.md, "Quality guard")."""
 from __future__ import annotations
 
-OK, COLLAPSED, LOW_ACCURACY, MEMORISED = "ok", "collapsed", "low-accuracy", "memorised"
-VERDICTS = (OK, COLLAPSED, LOW_ACCURACY, MEMORISED)
+from manifests.tables.evaluation import COLLAPSED, LOW_ACCURACY, OK
+
+DIVERSITY_FLOOR = 0.3
+ACCURACY_FLOOR = 0.5
+"""Relative to the held-out real images' accuracy: a classifier that recognises 80% of real
+images flags a class whose samples it recognises less than 40% of the time."""
 
 
-def describe_flags(flags: list[dict]) -> str:
-    """`417 collapsed (diversity 0.12); 418 low-accuracy (accuracy 0.31)` for the manifest."""
-    parts = []
-    for flag in flags:
-        figure = f"diversity {flag['diversity']:.2f}" if flag["verdict"] == COLLAPSED else f"accuracy {flag['accuracy']:.2f}"
-        parts.append(f"{flag['label']} {flag['verdict']} ({figure})")
-    return "; ".join(parts)
+def guard_verdict(accuracy: float, real_accuracy: float | None, diversity: float) -> str:
+    """The verdict the training guard can give: collapsed, low-accuracy or ok."""
+    if diversity < DIVERSITY_FLOOR:
+        return COLLAPSED
+    if accuracy < ACCURACY_FLOOR * (real_accuracy if real_accuracy is not None else 1.0):
+        return LOW_ACCURACY
+    return OK

@@ -10,9 +10,7 @@ Per class of a split, from n generated images:
                 distance, the smaller of the ratios in pixels and in the classifier's features
                 (a collapsed class, the same picture over and over, scores near 0)
 
-A class is `collapsed` when its diversity is under DIVERSITY_FLOOR, and `low-accuracy` when
-its accuracy is under ACCURACY_FLOOR times that of its held-out real images. Both floors
-were chosen by measurement (bench/README.md, "Quality guard").
+What a class is then called, and the floors that decide it, are in verdicts.py.
 
 The classifier is trained once per split, deterministically (its own random stream, so the
 GAN's is untouched and resume stays exact), and kept beside the checkpoints.
@@ -27,7 +25,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from workers.quality.verdicts import COLLAPSED, LOW_ACCURACY, MEMORISED, OK, VERDICTS  # noqa: F401 (re-exported)
+from workers.quality.measures import mean_distance
 
 if TYPE_CHECKING:
     from manifests.storage import Location
@@ -43,13 +41,6 @@ SPREAD_IMAGES = 64
 """Real images per class whose spread is the reference for diversity."""
 GUARD_SAMPLES = 32
 """Generated images per class at each guard check."""
-
-DIVERSITY_FLOOR = 0.3
-ACCURACY_FLOOR = 0.5
-"""Relative to the held-out real images' accuracy: a classifier that recognises 80% of real
-images flags a class whose samples it recognises less than 40% of the time."""
-
-
 
 class SplitClassifier(nn.Module):
     """Stride-2 conv + batch norm + ReLU stages (16 maps, doubling, at most 256) down to 4x4,
@@ -122,29 +113,6 @@ class Yardstick:
         pixels = mean_distance(fakes.add(1).div(2)) / max(self.real_pixel_spread[local_label], 1e-12)
         feature = mean_distance(features) / max(self.real_feature_spread[local_label], 1e-12)
         return accuracy, min(pixels, feature), features
-
-
-def mean_distance(batch: torch.Tensor) -> float:
-    """Mean Euclidean distance between distinct items of a batch (0 for fewer than two)."""
-    flat = batch.flatten(1).double()
-    if len(flat) < 2:
-        return 0.0
-    return (torch.cdist(flat, flat).sum() / (len(flat) * (len(flat) - 1))).item()
-
-
-def guard_verdict(accuracy: float, real_accuracy: float | None, diversity: float) -> str:
-    """The verdict the training guard can give: collapsed, low-accuracy or ok."""
-    if diversity < DIVERSITY_FLOOR:
-        return COLLAPSED
-    if accuracy < ACCURACY_FLOOR * (real_accuracy if real_accuracy is not None else 1.0):
-        return LOW_ACCURACY
-    return OK
-
-
-def quality_score(scores: list[tuple[float, float]]) -> float:
-    """One number per generator, higher is better: the mean over classes of
-    accuracy x min(1, diversity). The best checkpoint is the one that maximises it."""
-    return sum(a * min(1.0, d) for a, d in scores) / len(scores)
 
 
 def data_key(images: torch.Tensor, labels: torch.Tensor) -> str:
