@@ -20,7 +20,7 @@ from manifests.run_dir import RunDir
 from manifests.tables.manifest import SplitRecord, Status
 
 DEFAULT_SAMPLES = 100
-MAX_SAMPLES = 5000
+MAX_SAMPLES_PER_CLASS = 5000
 
 Progress = Callable[[int, int, SplitRecord], None]
 """progress(splits done, splits in all, the split just done)."""
@@ -64,8 +64,8 @@ def evaluate_run(run_dir: str | Path, only: tuple[int, ...] | None = None, sampl
                  progress: Progress | None = None) -> Evaluation:  # fmt: skip
     """Evaluate the finished splits (or those in `only`); nothing in the run changes on a bad input."""
     start = time.monotonic()
-    if not 2 <= samples <= MAX_SAMPLES:
-        raise EnsembleError(f"--samples must be between 2 and {MAX_SAMPLES}, got {samples}")
+    if not 2 <= samples <= MAX_SAMPLES_PER_CLASS:
+        raise EnsembleError(f"--samples must be between 2 and {MAX_SAMPLES_PER_CLASS}, got {samples}")
     run = RunDir(run_dir)
     records = run.read_manifest()
     spec = RunSpec.from_dict(run.read_spec())

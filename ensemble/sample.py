@@ -9,7 +9,7 @@ from ensemble.routing import Route, Router
 from manifests.run_dir import RunDir
 from manifests.tables.manifest import SplitRecord
 
-MAX_SAMPLES = 10_000
+MAX_IMAGES = 10_000
 
 
 @dataclass(frozen=True)
@@ -21,11 +21,20 @@ class SampleResult:
     """`best` or `latest`: which of the split's generators made the images."""
 
 
+CHECKPOINTS = ("best", "latest")
+"""Which generator of each split: the best by the quality guard's score, or the latest."""
+
+
+def check_checkpoint(checkpoint: str) -> None:
+    """Refuse a --checkpoint other than best or latest (sample, serve, report, evaluate)."""
+    if checkpoint not in CHECKPOINTS:
+        raise EnsembleError(f"--checkpoint must be best or latest, got {checkpoint!r}")
+
+
 def generator_path(record: SplitRecord, checkpoint: str) -> tuple[str | None, str]:
     """A split's generator file (relative to the run) and its kind: the best one when asked
     for and there is one, else the latest."""
-    if checkpoint not in ("best", "latest"):
-        raise EnsembleError(f"--checkpoint must be best or latest, got {checkpoint!r}")
+    check_checkpoint(checkpoint)
     if checkpoint == "best" and record.best_checkpoint:
         return record.best_checkpoint, "best"
     return record.checkpoint, "latest"
@@ -34,8 +43,8 @@ def generator_path(record: SplitRecord, checkpoint: str) -> tuple[str | None, st
 def sample_label(run_dir: str | Path, label: str, count: int, seed: int, out: Path | None = None,
                  scale: int = 1, checkpoint: str = "best") -> SampleResult:  # fmt: skip
     """Write `count` images of `label`: one PNG grid when `out` ends in .png, else one PNG each."""
-    if not 1 <= count <= MAX_SAMPLES:
-        raise EnsembleError(f"--n must be between 1 and {MAX_SAMPLES}, got {count}")
+    if not 1 <= count <= MAX_IMAGES:
+        raise EnsembleError(f"--n must be between 1 and {MAX_IMAGES}, got {count}")
     if not 1 <= scale <= 16:
         raise EnsembleError(f"--scale must be between 1 and 16, got {scale}")
     run = RunDir(run_dir)

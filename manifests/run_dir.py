@@ -14,13 +14,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 import uuid
 
 import pyarrow as pa
 
 from manifests.errors import UserError, first_line
 from manifests.storage import Location, StorageError, VersionedFile, location
+from manifests.storage.local import probe_write
 from manifests.tables.manifest import MANIFEST_FORMAT, MANIFEST_SCHEMA, SplitRecord
 from manifests.tables.parquet import TableError, table_rows
 
@@ -122,7 +122,7 @@ class RunDir:
         if not existing.is_dir():
             raise RunDirError(f"cannot create run directory {self.root}: {existing} is a file")
         try:
-            tempfile.TemporaryFile(dir=existing).close()  # created and removed: nothing stays
+            probe_write(existing)
         except OSError as exc:
             raise RunDirError(
                 f"cannot write the run {self.root} into {existing} ({exc.strerror or exc}); "

@@ -63,7 +63,8 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
 def test_training_state_generator_cache_and_manifest_all_go_through_it(tmp_path, disk_events):
     from manifests.run_dir import RunDir
     from tests.helpers import planned_run
-    from workers.checkpoints import PREVIOUS_STATE_NAME, STATE_NAME, GeneratorInfo, save_generator, save_training_state
+    from manifests.run_dir import PREVIOUS_STATE_NAME, STATE_NAME
+    from workers.checkpoints import GeneratorInfo, save_generator, save_training_state
     from workers.config import GANConfig
     from workers.datasets.cache import write_cache
     from workers.datasets.loaded import LoadedImages

@@ -27,7 +27,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load, save_file
 
 from manifests.errors import UserError, first_line
-from manifests.run_dir import PREVIOUS_STATE_NAME, STATE_NAME, STATE_POINTER_NAME, training_states  # noqa: F401
+from manifests.run_dir import training_states
 from manifests.storage import Location, location
 from workers.config import GANConfig
 from workers.model import Generator
@@ -35,7 +35,6 @@ from workers.model import Generator
 BAD_STATE_NAME = "state.bad.pt"
 """Where a state.pt that resume had to skip is moved, for inspection."""
 GENERATOR_WEIGHTS = "generator.safetensors"
-GENERATOR_INFO = "generator.json"
 BEST_GENERATOR_WEIGHTS = "generator.best.safetensors"
 FORMAT = "acgan-ensemble/generator"
 

@@ -20,7 +20,7 @@ from manifests.tables.history import GUARD_METRICS, METRICS
 from manifests.storage import Location
 
 TENSORBOARD_DIR = "tensorboard"
-SAMPLES_PER_CLASS = 4
+GRID_SAMPLES_PER_CLASS = 4
 TAGS = {
     "loss_d": "loss/discriminator",
     "loss_g": "loss/generator",
@@ -82,19 +82,19 @@ def write_segment(split_dir: Location, split: int, rows: list[list[float]], afte
 
 @torch.no_grad()
 def sample_grid(sampler: torch.nn.Module, num_classes: int, z_dim: int) -> torch.Tensor:
-    """(3, H, W) uint8: SAMPLES_PER_CLASS images per class, a row each, the same noise at every
+    """(3, H, W) uint8: GRID_SAMPLES_PER_CLASS images per class, a row each, the same noise at every
     checkpoint so that the grids show what training changed."""
     from workers.images import render, tile
 
-    noise = torch.randn(SAMPLES_PER_CLASS, z_dim, generator=torch.Generator().manual_seed(0)).repeat(num_classes, 1)
-    labels = torch.arange(num_classes).repeat_interleave(SAMPLES_PER_CLASS)
+    noise = torch.randn(GRID_SAMPLES_PER_CLASS, z_dim, generator=torch.Generator().manual_seed(0)).repeat(num_classes, 1)
+    labels = torch.arange(num_classes).repeat_interleave(GRID_SAMPLES_PER_CLASS)
     was_training = sampler.training
     sampler.eval()
     try:
         images = render(sampler, noise, labels)
     finally:
         sampler.train(was_training)
-    return tile(images, columns=SAMPLES_PER_CLASS)
+    return tile(images, columns=GRID_SAMPLES_PER_CLASS)
 
 
 def _scalar(tag: str, value: float):

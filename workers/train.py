@@ -22,8 +22,8 @@ from workers.checkpoints import (
     load_training_state,
     save_generator,
     save_training_state,
-    training_states,
 )
+from manifests.run_dir import training_states
 from manifests.tables.history import GUARD_METRICS, HISTORY_NAME, METRICS, ROW_WIDTH, padded_rows, write_history
 from manifests.storage import Location, location
 from workers.config import GANConfig, TrainJob, TrainResult

@@ -24,12 +24,13 @@ from typing import Callable
 
 from ensemble.errors import EnsembleError
 from ensemble.run_spec import RunSpec
-from ensemble.sample import generator_path
+from ensemble.sample import check_checkpoint, generator_path
 from ensemble.status.read import RunStatus, read_status
 from manifests.tables.history import HISTORY_NAME, read_history
 from manifests.run_dir import RunDir, storage_errors
 from manifests.tables.manifest import SplitRecord
 from manifests.storage import Location, location
+from manifests.storage.local import probe_write
 
 REPORT_NAME = "report.html"
 Progress = Callable[[int, int, SplitRecord], None]
@@ -83,8 +84,7 @@ def default_out(run_dir: str | os.PathLike) -> Location:
 def build_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = None, checkpoint: str = "best",
                  progress: Progress | None = None) -> ReportResult:  # fmt: skip
     start = time.monotonic()
-    if checkpoint not in ("best", "latest"):
-        raise EnsembleError(f"--checkpoint must be best or latest, got {checkpoint!r}")
+    check_checkpoint(checkpoint)
     status = read_status(run_dir)
     run = RunDir(status.run_dir)
     spec = RunSpec.from_dict(run.read_spec())
@@ -180,14 +180,10 @@ def _check_writable(target: Location) -> None:
     parent = path.parent
     if not parent.is_dir():
         raise EnsembleError(f"--out {path}: the folder {parent} does not exist; create it or choose another --out")
-    existed = path.exists()
-    try:  # a probe, as root passes every os.access check
-        with open(path, "ab"):
-            pass
+    try:  # the page is written beside its name, then renamed over it: the folder is what must be writable
+        probe_write(parent)
     except OSError as exc:
         raise EnsembleError(f"--out {path} cannot be written ({exc.strerror or exc}); choose another --out") from None
-    if not existed:
-        path.unlink(missing_ok=True)
 
 
 def _flags(record: SplitRecord, status: RunStatus) -> dict[int, str]:

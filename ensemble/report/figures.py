@@ -13,7 +13,7 @@ import torch
 from workers.model import Generator
 from workers.images import generate, render, tile
 
-SAMPLES_PER_CLASS = 6
+MOSAIC_SAMPLES_PER_CLASS = 6
 REAL_PER_CLASS = 6
 INTERPOLATION_ROWS = 3
 INTERPOLATION_STEPS = 8
@@ -25,7 +25,7 @@ class SplitFigures:
     firsts: list[torch.Tensor]
     """Per class, its first sample: (3, S, S) uint8, the report's mosaic tiles."""
     samples: torch.Tensor
-    """(3, H, W) grid: a row per class, SAMPLES_PER_CLASS samples each."""
+    """(3, H, W) grid: a row per class, MOSAIC_SAMPLES_PER_CLASS samples each."""
     within_class: torch.Tensor
     """(3, H, W) grid: a row per class (the first INTERPOLATION_ROWS), noise interpolated left to right."""
     across_classes: torch.Tensor
@@ -34,7 +34,7 @@ class SplitFigures:
 
 @torch.no_grad()
 def split_figures(generator: Generator, num_classes: int, seed: int = 0) -> SplitFigures:
-    per_class = [generate(generator, k, SAMPLES_PER_CLASS, seed) for k in range(num_classes)]
+    per_class = [generate(generator, k, MOSAIC_SAMPLES_PER_CLASS, seed) for k in range(num_classes)]
     z_dim = generator.config.z_dim
     rng = torch.Generator().manual_seed(seed + 1)
 
@@ -49,7 +49,7 @@ def split_figures(generator: Generator, num_classes: int, seed: int = 0) -> Spli
     across = render(generator, fixed, torch.arange(num_classes).repeat(FIXED_NOISE_ROWS))
     return SplitFigures(
         firsts=[images[0] for images in per_class],
-        samples=tile(torch.cat(per_class), columns=SAMPLES_PER_CLASS),
+        samples=tile(torch.cat(per_class), columns=MOSAIC_SAMPLES_PER_CLASS),
         within_class=tile(within, columns=INTERPOLATION_STEPS),
         across_classes=tile(across, columns=num_classes),
     )

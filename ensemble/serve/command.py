@@ -17,6 +17,7 @@ import os
 import sys
 
 from ensemble.errors import EnsembleError
+from ensemble.sample import check_checkpoint
 from manifests.run_dir import RunDir
 
 
@@ -29,8 +30,7 @@ def build_app(run_dir: str, checkpoint: str = "best", replicas: int = 1, models_
         raise EnsembleError(f"--models-per-replica must be at least 1, got {models_per_replica}")
     if gpus_per_replica < 0:
         raise EnsembleError(f"--gpus-per-replica must be 0 or more, got {gpus_per_replica:g}")
-    if checkpoint not in ("best", "latest"):
-        raise EnsembleError(f"--checkpoint must be best or latest, got {checkpoint!r}")
+    check_checkpoint(checkpoint)
     run = RunDir(run_dir)
     run.read_manifest()  # a missing or unreadable run is refused here, in one line
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from manifests.tables.evaluation import count_verdicts, counts_by_split, read_evaluation
 from manifests.locks.holder import LaunchHolder
-from manifests.locks.launch_lock import launch_holder
+from manifests.locks.launch_lock import launch_state
 from manifests.run_dir import RunDir, storage_errors
 from manifests.tables.manifest import SplitRecord, Status, count_by_status
 
@@ -92,8 +92,7 @@ def read_status(run_dir: str | Path) -> RunStatus:
     # in between would have its last `running` rows shown as interrupted.
     run.require()
     with storage_errors(str(run.root)):
-        holder = launch_holder(run.root)
-    launch = holder if holder is not None and holder.live else None
+        launch, expired = launch_state(run.root)
     records = run.read_manifest()
     if launch is None:
         for record in records:
@@ -101,5 +100,4 @@ def read_status(run_dir: str | Path) -> RunStatus:
                 record.status = Status.INTERRUPTED
                 record.warning = "its launch is no longer running; `ensemble launch` resumes it"
     evaluated = counts_by_split(read_evaluation(run.root)) or None
-    expired = holder if holder is not None and launch is None else None
     return RunStatus(run.root, records, launch=launch, expired_lease=expired, evaluated=evaluated)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from manifests.locks.holder import LaunchHolder, LaunchLockedError, refusal
 from manifests.locks.lease import S3Lease, holder_of, read_lease
-from manifests.storage import Location, location
+from manifests.storage import LocalLocation, Location, S3Location, location
 
 LOCK_NAME = "launch.lock"
 # A status probe holds a shared lock for microseconds; a launch retries for this long
@@ -99,31 +99,40 @@ class Unguarded:
         pass
 
 
+def _lease_holder(root: S3Location) -> LaunchHolder | None:
+    lease = read_lease(root)
+    return None if lease is None else holder_of(lease)
+
+
+_GUARDS = {LocalLocation: lambda root: LaunchLock(root.path), S3Location: S3Lease}
+"""Each kind of storage's launch guard; a kind not here gets Unguarded (said so)."""
+_HOLDERS = {LocalLocation: lambda root: _flock_holder(root.path), S3Location: _lease_holder}
+
+
 def lock_for(run_root: "Location | str | os.PathLike"):
     """The run's launch guard: a flock locally, a lease on S3, none elsewhere (said so)."""
     root = location(run_root)
-    if root.is_local:
-        return LaunchLock(root.path)
-    if root.on_s3:
-        return S3Lease(root)
-    return Unguarded(root)
+    return _GUARDS.get(type(root), Unguarded)(root)
 
 
 def launch_holder(run_root: "Location | str | os.PathLike") -> LaunchHolder | None:
     """Who holds the run's launch lock or lease now (a lease possibly expired), or None."""
     root = location(run_root)
-    if root.is_local:
-        return _flock_holder(root.path)
-    if root.on_s3:
-        lease = read_lease(root)
-        return None if lease is None else holder_of(lease)
-    return None
+    holder = _HOLDERS.get(type(root))
+    return holder(root) if holder else None
+
+
+def launch_state(run_root: "Location | str | os.PathLike") -> tuple[LaunchHolder | None, LaunchHolder | None]:
+    """(the launch alive on the run now, the expired lease a killed launch left): either may be None."""
+    holder = launch_holder(run_root)
+    if holder is None:
+        return None, None
+    return (holder, None) if holder.live else (None, holder)
 
 
 def live_launch(run_root: "Location | str | os.PathLike") -> LaunchHolder | None:
     """Who holds the run's launch lock now, or None when no launch is alive."""
-    holder = launch_holder(run_root)
-    return holder if holder is not None and holder.live else None
+    return launch_state(run_root)[0]
 
 
 def _flock_holder(run_root: Path) -> LaunchHolder | None:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from manifests.errors import first_line
 from manifests.locks.holder import LaunchHolder, LaunchLockedError, refusal
-from manifests.storage import ObjectLocation, StorageError, s3_client
+from manifests.storage import S3Location, StorageError, s3_client
 
 LEASE_NAME = "launch.lease"
 TTL_S = 30.0
@@ -74,7 +74,7 @@ def _is_precondition_failure(exc) -> bool:
                                                             "NoSuchKey", "404", "412", "409")  # fmt: skip
 
 
-def read_lease(root: ObjectLocation) -> Lease | None:
+def read_lease(root: S3Location) -> Lease | None:
     """The run's lease, or None when no launch holds one."""
     import botocore.exceptions
 
@@ -98,7 +98,7 @@ class S3Lease:
     """Held by a coordinator from its first write to the run until it exits; `lost` is set
     when a renewal finds that another launch took the lease over (this one must stop)."""
 
-    def __init__(self, root: ObjectLocation, ttl_s: float = TTL_S, renew_s: float = RENEW_S):
+    def __init__(self, root: S3Location, ttl_s: float = TTL_S, renew_s: float = RENEW_S):
         self.root, self.ttl_s, self.renew_s = root, ttl_s, renew_s
         self.key = (root / LEASE_NAME).key
         self.lost = threading.Event()

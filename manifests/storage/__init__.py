@@ -27,10 +27,10 @@ from urllib.parse import urlsplit
 
 from manifests.storage.local import LocalLocation
 from manifests.storage.location import Entry, Fill, Location, StorageError
-from manifests.storage.objects import ObjectLocation, filesystem_of, s3_client, scratch_dir
+from manifests.storage.objects import ObjectLocation, S3Location, filesystem_of, s3_client, scratch_dir
 from manifests.storage.versioned import VersionedFile
 
-__all__ = ["Entry", "Fill", "LocalLocation", "Location", "ObjectLocation", "StorageError", "VersionedFile", "is_uri",
+__all__ = ["Entry", "Fill", "LocalLocation", "Location", "ObjectLocation", "S3Location", "StorageError", "VersionedFile", "is_uri",
            "location", "s3_client", "scratch_dir"]  # fmt: skip
 
 
@@ -61,4 +61,5 @@ def location(where: "str | os.PathLike | Location") -> "Location":
             f"{text}: options in the URI are not accepted; set AWS_ENDPOINT_URL and AWS_DEFAULT_REGION instead"
         )
     filesystem, path = filesystem_of(parts.scheme, parts.netloc, text)
-    return ObjectLocation(filesystem, f"{parts.scheme}://{parts.netloc}", path.rstrip("/"))
+    kind = S3Location if parts.scheme == "s3" else ObjectLocation
+    return kind(filesystem, f"{parts.scheme}://{parts.netloc}", path.rstrip("/"))

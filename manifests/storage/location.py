@@ -33,8 +33,6 @@ class Location:
     """A file or folder on local disk or object storage. str() gives the path or URI."""
 
     is_local: bool
-    on_s3 = False
-    """On S3 proper: conditional writes and single-GET reads through boto3 (see below)."""
 
     def __truediv__(self, name: str) -> "Location":
         raise NotImplementedError

@@ -58,14 +58,14 @@ class ObjectLocation(Location):
         return self.base + ("/" + key.lstrip("/") if key.strip("/") else "")
 
     def __truediv__(self, name: str) -> "ObjectLocation":
-        return ObjectLocation(self.fs, self.base, f"{self.path}/{name}")
+        return type(self)(self.fs, self.base, f"{self.path}/{name}")
 
     def versioned(self, name: str, previous_name: str, pointer_name: str) -> PointedVersionedFile:
         return PointedVersionedFile(self, name, previous_name, pointer_name)
 
     @property
     def parent(self) -> "ObjectLocation":
-        return ObjectLocation(self.fs, self.base, self.path.rsplit("/", 1)[0])
+        return type(self)(self.fs, self.base, self.path.rsplit("/", 1)[0])
 
     def absolute(self) -> "ObjectLocation":
         return self
@@ -108,13 +108,7 @@ class ObjectLocation(Location):
 
         return self._info().type == pafs.FileType.Directory
 
-    @property
-    def on_s3(self) -> bool:
-        return self.base.startswith("s3://")
-
     def read_bytes(self) -> bytes:
-        if self.on_s3:
-            return _read_s3_object(self, lambda body: body.read())
         with self.fs.open_input_stream(self.path) as f:
             return f.read()
 
@@ -135,29 +129,24 @@ class ObjectLocation(Location):
         with scratch_dir() as folder:
             tmp = os.path.join(folder, self.name)
             with open(tmp, "wb") as target:
-                if self.on_s3:
-                    _read_s3_object(self, lambda body: shutil.copyfileobj(body, target, 8 << 20))
-                else:
-                    with self.fs.open_input_stream(self.path) as source:
-                        shutil.copyfileobj(source, target, 8 << 20)
+                self._copy_to(target)
             yield tmp
+
+    def _copy_to(self, target) -> None:
+        with self.fs.open_input_stream(self.path) as source:
+            shutil.copyfileobj(source, target, 8 << 20)
 
     def list(self) -> list[Entry]:
         import pyarrow.fs as pafs
 
         infos = self.fs.get_file_info(pafs.FileSelector(self.path, allow_not_found=False))
         return [
-            Entry(ObjectLocation(self.fs, self.base, info.path), info.type == pafs.FileType.Directory,
+            Entry(type(self)(self.fs, self.base, info.path), info.type == pafs.FileType.Directory,
                   info.size, info.mtime_ns)  # fmt: skip
             for info in infos
         ]
 
     def unlink(self) -> None:
-        if self.on_s3:
-            # boto3, not pyarrow: pyarrow's delete leaves an empty "folder/" marker object
-            # behind when it removes a folder's last file (apache/arrow#36275).
-            s3_client().delete_object(Bucket=self.bucket, Key=self.key)
-            return
         with contextlib.suppress(FileNotFoundError):
             self.fs.delete_file(self.path)
 
@@ -167,6 +156,22 @@ class ObjectLocation(Location):
 
     def mkdir(self) -> None:
         pass  # object stores have no folders: a key's prefix is made with the key
+
+
+class S3Location(ObjectLocation):
+    """On S3 proper (and stores that speak its API): reads in one GET and deletes through boto3,
+    which also sends the conditional writes of the launch lease (manifests/locks/lease.py)."""
+
+    def read_bytes(self) -> bytes:
+        return _read_s3_object(self, lambda body: body.read())
+
+    def _copy_to(self, target) -> None:
+        _read_s3_object(self, lambda body: shutil.copyfileobj(body, target, 8 << 20))
+
+    def unlink(self) -> None:
+        # boto3, not pyarrow: pyarrow's delete leaves an empty "folder/" marker object behind
+        # when it removes a folder's last file (apache/arrow#36275).
+        s3_client().delete_object(Bucket=self.bucket, Key=self.key)
 
 
 def _read_s3_object(file: ObjectLocation, consume):
