@@ -19,8 +19,15 @@ CLUSTER_FIXTURES = {"ray_cluster", "s3_server"}
 
 def pytest_collection_modifyitems(items) -> None:
     """A test marked with no tier is `integration` when it uses the session's Ray cluster or S3
-    server, else `unit`. A test in two tiers (a faults test with a browser) keeps the first."""
+    server, else `unit`. A test in two tiers (a faults test with a browser) keeps the first.
+
+    Under pytest-xdist (`make test` runs two workers, --dist loadgroup), a module with a
+    module-scoped fixture (a trained run, a Serve app) stays on one worker, so that fixture is
+    built once; every other test goes wherever a worker is free."""
     for item in items:
+        if any(fixture.scope == "module" for name in item.fixturenames
+               for fixture in item._fixtureinfo.name2fixturedefs.get(name, ())):  # fmt: skip
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
         marked = [tier for tier in TIERS if item.get_closest_marker(tier)]
         if not marked:
             item.add_marker("integration" if CLUSTER_FIXTURES & set(item.fixturenames) else "unit")

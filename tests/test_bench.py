@@ -28,8 +28,9 @@ def test_train_step_bench_prints_a_row_per_loop_with_its_ratio():
 
 def test_status_bench_times_each_command_on_a_made_up_manifest():
     table = run("status_scale.py", "--splits", "20", "--repeats", "1")
-    for measure in ("ensemble status ", "ensemble status --summary", "ensemble status --json"):
-        (line,) = [line for line in table.splitlines() if line.split()[0] == "20" and measure in line]
+    for measure in ("ensemble status", "ensemble status --summary", "ensemble status --json"):
+        # each row: splits, then the measure in a 34-wide column, then the median
+        (line,) = [line for line in table.splitlines() if line.split()[0] == "20" and line[9:43].strip() == measure]
         seconds = float(re.search(r"(\d+\.\d+) s", line)[1])
         assert 0.05 < seconds < 60, line  # a process that imports and reads: measured, not made up
     (route,) = [line for line in table.splitlines() if "route one label" in line]

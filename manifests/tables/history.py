@@ -20,7 +20,7 @@ RENAMED = {"accuracy_real": "class_accuracy", "accuracy_fake": "class_accuracy_f
 GUARD_METRICS = ("sample_accuracy", "sample_diversity", "quality")
 """On the rows of the steps the quality guard checked (null on the others): the mean over
 classes of the split classifier's accuracy on a fixed batch of samples, the least diverse
-class's diversity, and the generator's quality score (workers/quality/yardstick.py)."""
+class's diversity, and the generator's quality score (workers/quality/measures.py)."""
 ROW_WIDTH = len(METRICS) + 2 + len(GUARD_METRICS)
 """A row as the trainer keeps it: [step, *METRICS, train_seconds, *GUARD_METRICS], NaN where
 the guard did not run."""

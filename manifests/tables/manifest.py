@@ -135,7 +135,7 @@ class SplitRecord:
     warning: str | None = None
     """Something the user should know that did not stop training (e.g. a checkpoint fallback)."""
     quality: float | None = None
-    """The quality guard's score of the best generator so far (workers/quality/yardstick.py): the mean
+    """The quality guard's score of the best generator so far (workers/quality/measures.py): the mean
     over classes of accuracy x min(1, diversity); None with the guard off."""
     best_checkpoint: str | None = None
     """The best generator by that score (safetensors), relative to the run directory; what

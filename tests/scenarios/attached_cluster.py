@@ -55,7 +55,7 @@ def main(run: str, steps: int, checkpoint_every: int) -> None:
     raylets = {node.all_processes["raylet"][0].process.pid: i for i, node in enumerate(nodes)}
     seen: dict = {}
     try:
-        common = ["--address", cluster.address, "--gpus-per-split", "0", "--no-guard", "--batch-size", "8"]
+        common = ["--address", cluster.address, "--gpus-per-split", "0", "--no-guard", "--batch-size", "4"]
         spread_over_nodes(run, raylets, common, seen)
         kill_and_resume(run + "-long", cluster, raylets, steps, checkpoint_every, common, seen)
         print(json.dumps(seen))

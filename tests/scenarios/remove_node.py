@@ -39,7 +39,7 @@ def main(run: Path, steps: int, checkpoint_every: int) -> None:
     cluster.wait_for_nodes()
     ray.init(address=cluster.address, log_to_driver=False, logging_level=logging.ERROR)
     try:
-        request = LaunchRequest(run_dir=run, splits=100, only=(0, 1, 2, 3), steps=steps, batch_size=8,
+        request = LaunchRequest(run_dir=run, splits=100, only=(0, 1, 2, 3), steps=steps, batch_size=4,
                                 checkpoint_every=checkpoint_every, gpus_per_split=0, guard=False)  # fmt: skip
         errors: list[BaseException] = []
 
