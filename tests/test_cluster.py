@@ -14,7 +14,7 @@ from manifests.tables.manifest import Status
 
 pytestmark = pytest.mark.faults  # a cluster of its own and a killed coordinator: slower
 
-STEPS = 1500
+STEPS = 1200
 CHECKPOINT_EVERY = 300
 
 

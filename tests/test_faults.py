@@ -40,7 +40,7 @@ from tests.helpers import (
     wait_for,
 )
 
-STEPS = 1500
+STEPS = 1200  # a fault lands after the first checkpoint (300) and well before STEPS - CHECKPOINT_EVERY
 CHECKPOINT_EVERY = 300
 BATCH = 4  # the steps, not the images, make the windows a fault lands in; 4 trains them ~40% faster than 8
 LONG = ["--steps", str(STEPS), "--batch-size", str(BATCH), "--checkpoint-every", str(CHECKPOINT_EVERY), "--no-guard"]
