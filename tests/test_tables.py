@@ -97,3 +97,14 @@ def test_an_unreadable_evaluation_says_what_to_do(tmp_path):
     (tmp_path / "evaluation.parquet").write_bytes(b"PAR1 not parquet")
     with pytest.raises(TableError, match="evaluation table .* is unreadable .*; delete it and run `ensemble evaluate`"):
         read_evaluation(tmp_path)
+
+
+def test_a_table_whose_columns_do_not_match_its_version_is_refused(tmp_path):
+    """Right names, wrong type (a hand-edited file): one line, not rows of the wrong kind."""
+    write_evaluation(tmp_path, [evaluation_row(410, 41)])
+    path = tmp_path / "evaluation.parquet"
+    table = pq.read_table(path)
+    table = table.set_column(table.schema.get_field_index("label"), "label", pa.array(["410"]))
+    pq.write_table(table, path)
+    with pytest.raises(TableError, match="of other names or types than its version 2 has; delete it"):
+        read_evaluation(tmp_path)

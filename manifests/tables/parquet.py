@@ -71,9 +71,11 @@ class TableFormat:
         while version < self.version:
             table = self.upgrades[version](table)
             version += 1
-        if table.schema.names != self.schema.names:
-            raise TableError(f"{self.what} {where} has columns {table.schema.names[:4]}... that version {version} "
-                             f"does not have; {self.remedy}")  # fmt: skip
+        mismatched = table.schema.names != self.schema.names or any(
+            table.schema.field(name).type != self.schema.field(name).type for name in self.schema.names)
+        if mismatched:
+            raise TableError(f"{self.what} {where} has columns {table.schema.names[:4]}... of other names or types "
+                             f"than its version {version} has; {self.remedy}")  # fmt: skip
         return table
 
 
