@@ -24,6 +24,7 @@ def pytest_collection_modifyitems(items) -> None:
     Under pytest-xdist (`make test` runs two workers, --dist loadgroup), a module with a
     module-scoped fixture (a trained run, a Serve app) stays on one worker, so that fixture is
     built once; every other test goes wherever a worker is free."""
+    _longest_first(items)
     for item in items:
         if any(fixture.scope == "module" for name in item.fixturenames
                for fixture in item._fixtureinfo.name2fixturedefs.get(name, ())):  # fmt: skip
@@ -42,6 +43,24 @@ for _name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3"):
     os.environ.pop(_name, None)
 os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1",
                   AWS_ENDPOINT_URL=S3_ENDPOINT, AWS_EC2_METADATA_DISABLED="true")  # fmt: skip
+
+
+def _longest_first(items) -> None:
+    """Modules with fault tests first, then the integration and browser ones, the unit tests
+    last: xdist hands work out in this order, so the long tests start at once and the short
+    ones fill in at the end, instead of one worker finishing a fault test alone. A module's
+    tests stay together and in order (its module-scoped fixtures are built once)."""
+    rank = {"faults": 0, "integration": 1, "browser": 2}
+
+    def module_rank(item) -> int:
+        marks = [m.name for m in item.iter_markers() if m.name in rank]
+        fixtures = "integration" if CLUSTER_FIXTURES & set(item.fixturenames) else None
+        return min([rank[m] for m in marks] + ([rank[fixtures]] if fixtures else []) + [3])
+
+    by_module: dict[str, int] = {}
+    for item in items:
+        by_module[item.module.__name__] = min(by_module.get(item.module.__name__, 3), module_rank(item))
+    items.sort(key=lambda item: by_module[item.module.__name__])  # stable: order kept within a rank
 
 
 @pytest.fixture
