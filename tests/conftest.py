@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import tempfile
 import uuid
 
 import pytest
@@ -34,6 +36,20 @@ def pytest_collection_modifyitems(items) -> None:
             item.add_marker("integration" if CLUSTER_FIXTURES & set(item.fixturenames) else "unit")
         elif "unit" in marked and CLUSTER_FIXTURES & set(item.fixturenames):
             raise pytest.UsageError(f"{item.nodeid} is marked unit but uses a Ray cluster or the S3 server")
+
+
+# Under xdist each worker gets a temporary folder of its own, set before any Ray cluster or
+# `ensemble` process starts so that all of them inherit it: the tests that check what a
+# command leaves in the temporary folder then see their own worker's files only. Short, as
+# Ray's socket paths under it must fit 107 bytes.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    WORKER_TMPDIR = tempfile.mkdtemp(prefix=f"t{os.environ['PYTEST_XDIST_WORKER']}-", dir="/tmp")
+    os.environ["TMPDIR"] = tempfile.tempdir = WORKER_TMPDIR
+
+
+def pytest_sessionfinish(session) -> None:
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shutil.rmtree(WORKER_TMPDIR, ignore_errors=True)
 
 
 # Set before any Ray cluster or `ensemble` process starts, so that all of them inherit it:
