@@ -18,7 +18,7 @@ demo: $(BIN)/ensemble
 	$(BIN)/ensemble sample --label 417
 
 test: $(BIN)/ensemble
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup --durations=15
 
 # The inner loop: the unit tier only (no Ray cluster, no S3 server, no browser), in about a minute.
 check: $(BIN)/ensemble
