@@ -101,7 +101,7 @@ def test_history_has_a_row_every_n_steps_with_every_metric(tmp_path):
 
 
 def test_a_corrupt_state_falls_back_to_the_previous_one_and_resumes_exactly(tmp_path):
-    straight = train_on_cpu(make_job(tmp_path / "a", 30))
+    train_on_cpu(make_job(tmp_path / "a", 30))  # the run without a fault, compared below
     train_on_cpu(make_job(tmp_path / "b", 20))  # checkpoints at 10 (state.prev.pt) and 20 (state.pt)
     split_dir = tmp_path / "b" / "splits" / "041"
     state = split_dir / "state.pt"

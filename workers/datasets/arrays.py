@@ -13,10 +13,14 @@ from __future__ import annotations
 import gzip
 import pickle
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from workers.datasets.cache import fingerprint_files
 from workers.datasets.errors import DatasetError
 from workers.datasets.loaded import LoadedImages
+
+if TYPE_CHECKING:  # imported where used: listing a dataset needs no numpy
+    import numpy as np
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR100_URL = "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"
