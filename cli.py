@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from ensemble.console import OneLineErrors  # click and rich's names only: light
 from workers.presets import DEFAULT_PRESET, PRESETS, REAL_IMAGES, get_preset  # configs only: no torch, ~30 ms
 
 PRESET_NAMES = tuple(PRESETS)
@@ -72,30 +73,6 @@ def _split_ids(ctx, param, value: str | None) -> tuple[int, ...] | None:
         return parse_split_ids(value)
 
 
-class OneLineErrors(click.Group):
-    """Usage errors (a bad option value, a missing option) in one line, like every other error,
-    naming the help to read instead of printing the usage block."""
-
-    def _one_line(self, error: click.UsageError) -> click.UsageError:
-        if error.ctx is not None:
-            hint = f"(see `{error.ctx.command_path} --help`)"
-            error.message = f"{error.message.strip()} {hint}".strip()
-            error.ctx = None
-        return error
-
-    def make_context(self, *args, **kwargs):
-        try:
-            return super().make_context(*args, **kwargs)
-        except click.UsageError as error:
-            raise self._one_line(error) from None
-
-    def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except click.UsageError as error:
-            raise self._one_line(error) from None
-
-
 @click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="acgan-ensemble")
 def main() -> None:
@@ -108,6 +85,7 @@ def main() -> None:
       ensemble sample --label 417      # images of class 417, from split 41
       ensemble report                  # one HTML page of the whole run
       ensemble serve                   # samples over HTTP, by label
+      ensemble export --out bundle/    # the generators, for ensemble.load_bundle()
     """
 
 
@@ -154,7 +132,7 @@ def launch(run_dir: str, **options) -> None:
       ensemble launch --run runs/in1k --quality-retries 2   # flagged splits: 2 more seeds
     """
     from ensemble.console import LaunchView, counts_text, nothing_to_do
-    from ensemble.launch.coordinator import LaunchRequest, launch as run_launch
+    from ensemble.launching.coordinator import LaunchRequest, launch as run_launch
     from ensemble.run_spec import parse_overrides
 
     with user_errors():
@@ -378,6 +356,37 @@ def sample(label: str, run_dir: str, count: int, seed: int, out: Path | None, sc
         f"label {route.global_label} ({route.class_name}) -> split {route.record.split}, local class "
         f"{route.local_label}, {result.checkpoint_kind} checkpoint, step {result.checkpoint_step}: wrote {where}"
     )
+
+
+@main.command()
+@RUN_OPTION
+@click.option("--out", required=True, metavar="DIR", help="A new or empty folder to write the bundle to.")
+@CHECKPOINT_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Print bundle.json's content instead of a line.")
+def export(run_dir: str, out: str, checkpoint: str, as_json: bool) -> None:
+    """Write a trained ensemble as one folder that samples without Ray, pyarrow or the run:
+    every split's generator (safetensors + JSON), the label-to-split table and a README.
+    Read it with `ensemble.load_bundle(DIR)` (docs/api.md).
+
+    \b
+    Examples:
+      ensemble export --out exported/demo
+      ensemble export --run s3://bucket/runs/in1k --out in1k-bundle --checkpoint latest
+    """
+    from ensemble.api import open as open_run
+
+    with user_errors():
+        document = open_run(run_dir).export(out, checkpoint)
+    if as_json:
+        click.echo(json.dumps(document))
+        return
+    exported = sum(s["file"] is not None for s in document["splits"])
+    click.echo(f"Exported {exported} of {len(document['splits'])} splits' {checkpoint} generators to {out}.")
+    for key, what in (("without_generator", "had no generator (not sampled)"), ("unfinished", "had not finished training"),
+                      ("flagged_classes", "classes were flagged by the quality guard")):  # fmt: skip
+        if document[key]:
+            click.echo(f"Note: {len(document[key])} {'split(s) ' if key != 'flagged_classes' else ''}{what}; "
+                       f"recorded in {Path(out) / 'bundle.json'}.", err=True)  # fmt: skip
 
 
 if __name__ == "__main__":

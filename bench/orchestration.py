@@ -77,8 +77,8 @@ def tiny_split_cpu_seconds(work: Path, gan: dict, repeats: int = 20) -> float:
 def fake_gpu_run(work: Path, splits: int) -> list[tuple[str, str]]:
     import ray
 
-    from ensemble.launch.coordinator import LaunchRequest, launch
-    from ensemble.launch.listener import QuietListener
+    from ensemble.launching.coordinator import LaunchRequest, launch
+    from ensemble.launching.listener import QuietListener
     from workers.presets import get_preset
 
     own = tiny_split_cpu_seconds(work / "alone", get_preset("cpu-32").gan.to_dict())

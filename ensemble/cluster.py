@@ -83,11 +83,11 @@ def _code_for_remote_workers() -> dict:
     """Ship this project's packages to an existing cluster's workers, which may not have them.
     As folder paths, not module objects: inside a `ray job submit` job, Ray merges this with
     the job's own runtime_env by deep copy, and a module cannot be copied."""
-    import ensemble
     import manifests
     import workers
 
-    return {"py_modules": [str(Path(package.__file__).parent) for package in (ensemble, manifests, workers)]}
+    folders = [Path(__file__).parent] + [Path(package.__file__).parent for package in (manifests, workers)]
+    return {"py_modules": [str(folder) for folder in folders]}
 
 
 def choose_gpus_per_split(cluster: Cluster, requested: float | None) -> float:

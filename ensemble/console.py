@@ -1,9 +1,12 @@
 """What a terminal shows while long work runs: a launch's progress (a live bar on a terminal,
 a line per finished split otherwise) and a bar over the splits for evaluate and report.
-The views write to stderr, so that stdout stays for results (and --json)."""
+The views write to stderr, so that stdout stays for results (and --json). Usage errors, too,
+are one line (OneLineErrors)."""
 from __future__ import annotations
 
 import time
+
+import click
 
 SMALL_PRESETS = ("cpu-32", "cifar-32")
 """Presets whose one split leaves a GPU mostly idle (bench/README.md, the H200 figures)."""
@@ -131,3 +134,27 @@ def nothing_to_do(summary, only: tuple[int, ...] | None) -> str:
     if sum(others.values()):
         line += f"; the run's other {sum(others.values())} splits: {counts_text(others)}"
     return line + ("; leave --only out to train them." if unfinished else ".")
+
+
+class OneLineErrors(click.Group):
+    """Usage errors (a bad option value, a missing option) in one line, like every other error,
+    naming the help to read instead of printing the usage block."""
+
+    def _one_line(self, error: click.UsageError) -> click.UsageError:
+        if error.ctx is not None:
+            hint = f"(see `{error.ctx.command_path} --help`)"
+            error.message = f"{error.message.strip()} {hint}".strip()
+            error.ctx = None
+        return error
+
+    def make_context(self, *args, **kwargs):
+        try:
+            return super().make_context(*args, **kwargs)
+        except click.UsageError as error:
+            raise self._one_line(error) from None
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as error:
+            raise self._one_line(error) from None

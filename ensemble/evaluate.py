@@ -14,7 +14,7 @@ from typing import Callable
 from ensemble.errors import EnsembleError
 from ensemble.planning import splits_named
 from ensemble.run_spec import RunSpec
-from ensemble.sample import generator_path
+from ensemble.generators import generator_path
 from manifests.tables.evaluation import OK, count_verdicts, read_evaluation, write_evaluation
 from manifests.run_dir import RunDir
 from manifests.tables.manifest import SplitRecord, Status

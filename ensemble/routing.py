@@ -5,9 +5,12 @@ like label // 10, so any split plan routes correctly.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ensemble.errors import EnsembleError
-from manifests.tables.manifest import SplitRecord
+
+if TYPE_CHECKING:  # any rows with these fields route: the manifest's, or an exported bundle's
+    from manifests.tables.manifest import SplitRecord
 
 
 @dataclass(frozen=True)

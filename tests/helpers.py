@@ -174,3 +174,25 @@ def crash_at(step):
         if event.get("step", 0) >= step and event["event"] == "progress":
             raise Crash(step)
     return report
+
+
+def trained_run_at(root) -> Path:
+    """A 100-split run where split 41 has succeeded and split 42 was interrupted after two
+    checkpoints (state.pt and state.prev.pt): 4 steps each, trained in this process (no Ray)."""
+    from ensemble.launching.tasks import job_for
+    from ensemble.run_spec import new_spec
+    from manifests.tables.manifest import Status
+    from workers.train import train_split
+
+    run = RunDir(root)
+    spec = new_spec(data=None, splits=100, num_classes=1000, steps=4, batch_size=4, seed=0, checkpoint_every=2)
+    records = records_for(plan_splits(1000, 100), total_steps=spec.steps)
+    for split, status in ((41, Status.SUCCEEDED), (42, Status.INTERRUPTED)):
+        torch.set_num_threads(1)
+        result = train_split(job_for(spec, records[split], run), device=torch.device("cpu"))
+        records[split].status, records[split].step, records[split].attempt = status, result.step, 1
+        records[split].checkpoint = run.relative(result.generator_path)
+        records[split].checkpoint_step = result.step
+    run.write_spec(spec.to_dict())
+    run.write_manifest(records)
+    return run.root.path

@@ -15,13 +15,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from ensemble.launch.tasks import job_for
-from ensemble.planning import plan_splits
-from ensemble.run_spec import new_spec
+import ensemble
+
 from manifests.run_dir import RunDir
 from manifests.tables.manifest import Status
-from tests.helpers import RunsCode, assert_one_line_error, invoke, records_for
-from workers.train import train_split
+from tests.helpers import RunsCode, assert_one_line_error, invoke, trained_run_at
 
 DOC = Path(__file__).parents[1] / "docs" / "bad-inputs.md"
 
@@ -180,6 +178,13 @@ CASES = [
          ["generator.json is missing"], setup="remove_generator_info"),
     Case("generator of other classes", ["sample", "--label", "417", "--run", "{run}"],
          ["belongs to classes", "not split 41"], setup="swap_generator"),
+    # -- export ---------------------------------------------------------------------------
+    Case("export without --out", ["export", "--run", "{run}"], ["Missing option '--out'", "ensemble export --help"]),
+    Case("export into a folder that holds files", ["export", "--run", "{run}", "--out", "{clutter}"],
+         ["--out", "exists and is not an empty folder", "new folder"]),
+    Case("export of a missing run", ["export", "--run", "{tmp}/nowhere", "--out", "{tmp}/bundle"], ["does not exist"]),
+    Case("export whose generator file is gone", ["export", "--run", "{run}", "--out", "{tmp}/bundle"],
+         ["split 41's generator file", "is missing", "relaunch"], setup="remove_generator_weights"),
 ]  # fmt: skip
 
 
@@ -187,18 +192,7 @@ CASES = [
 def trained_run(tmp_path_factory) -> Path:
     """A 100-split run where split 41 has succeeded and split 42 was interrupted after two
     checkpoints (state.pt and state.prev.pt). Trained once, copied for each case."""
-    run = RunDir(tmp_path_factory.mktemp("trained") / "run")
-    spec = new_spec(data=None, splits=100, num_classes=1000, steps=4, batch_size=4, seed=0, checkpoint_every=2)
-    records = records_for(plan_splits(1000, 100), total_steps=spec.steps)
-    for split, status in ((41, Status.SUCCEEDED), (42, Status.INTERRUPTED)):
-        torch.set_num_threads(1)
-        result = train_split(job_for(spec, records[split], run), device=torch.device("cpu"))
-        records[split].status, records[split].step, records[split].attempt = status, result.step, 1
-        records[split].checkpoint = run.relative(result.generator_path)
-        records[split].checkpoint_step = result.step
-    run.write_spec(spec.to_dict())
-    run.write_manifest(records)
-    return run.root.path
+    return trained_run_at(tmp_path_factory.mktemp("trained") / "run")
 
 
 # -- setups: each breaks one thing --------------------------------------------------------
@@ -305,6 +299,10 @@ def tiny_state_dict(places):
     torch.save({"weight": torch.zeros(2, 2)}, places["tmp"] / "tiny.pth")
 
 
+def remove_generator_weights(places):
+    (places["run"] / "splits" / "041" / "generator.safetensors").unlink()
+
+
 def swap_generator(places):
     split_dir = places["run"] / "splits"
     for name in ("generator.safetensors", "generator.json"):
@@ -323,12 +321,85 @@ def test_bad_input_gets_one_line_and_leaves_the_run_alone(tmp_path, trained_run,
         globals()[case.setup](places)
     before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
 
-    result = invoke(*[a.format(**places) for a in case.args])
+    args = [a.format(**places) for a in case.args]
+    result = invoke(*args)
 
     assert_one_line_error(result, *case.answer)
+    through_api = api_call(args)
+    if through_api is not None and result.exit_code == 1:  # 2: click's usage errors, which only the CLI has
+        with pytest.raises(ensemble.EnsembleError) as raised:
+            through_api()
+        assert f"Error: {raised.value}" == result.output.strip()  # the same one line, through the Python API
     after = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
     assert after == before  # nothing written, changed or removed; no marker from pickled code
     assert not list(tmp_path.glob("pwned-*"))
+
+
+LAUNCH_OPTIONS = {"--splits": ("splits", int), "--steps": ("steps", int), "--batch-size": ("batch_size", int),
+                  "--seed": ("seed", int), "--checkpoint-every": ("checkpoint_every", int), "--preset": ("preset", str),
+                  "--data": ("data", str), "--address": ("address", str), "--gpus-per-split": ("gpus_per_split", float),
+                  "--cpus-per-split": ("cpus_per_split", float), "--quality-retries": ("quality_retries", int)}  # fmt: skip
+"""`ensemble launch`'s options with a value, as `ensemble.launch`'s keyword arguments."""
+
+
+def api_call(args: list[str]):
+    """The Python API's call for a `sample`, `export` or `launch` case (a function to call), or
+    None for a case about what only the CLI has (other commands, PNG files, --scale)."""
+    if args[0] == "launch":
+        return _api_launch(args[1:])
+    if args[0] not in ("sample", "export") or {"--scale"} & set(args) or args[0] == "sample" and "--out" in args:
+        return None
+    options = dict(zip(args[1::2], args[2::2]))  # the rest are option-value pairs
+    if len(options) * 2 != len(args) - 1 or "--run" not in options:
+        return None
+    if args[0] == "export":
+        return lambda: ensemble.open(options["--run"]).export(options["--out"], options.get("--checkpoint", "best"))
+    if "--label" not in options:
+        return None
+    return lambda: ensemble.open(options["--run"]).sample(options["--label"], n=int(options.get("--n", 16)),
+                                                          seed=int(options.get("--seed", 0)),
+                                                          checkpoint=options.get("--checkpoint", "best"))  # fmt: skip
+
+
+def _api_launch(args: list[str]):
+    from ensemble.planning import parse_split_ids
+    from ensemble.run_spec import parse_overrides
+
+    kwargs, sets, run = {}, [], "ensemble-run"
+    while args:
+        name = args.pop(0)
+        if name in ("--guard", "--no-guard"):
+            kwargs["guard"] = name == "--guard"
+        elif not args:
+            return None
+        elif name == "--run":
+            run = args.pop(0)
+        elif name == "--set":
+            sets.append(args.pop(0))
+        elif name == "--only":
+            kwargs["only"] = args.pop(0)
+        elif name in LAUNCH_OPTIONS:
+            key, kind = LAUNCH_OPTIONS[name]
+            kwargs[key] = (kind, args.pop(0))
+        else:
+            return None
+
+    def call():
+        converted = {k: v[0](v[1]) if isinstance(v, tuple) else v for k, v in kwargs.items()}
+        if "only" in converted:
+            converted["only"] = parse_split_ids(converted["only"])
+        return ensemble.launch(run, overrides=parse_overrides(tuple(sets)), **converted)
+
+    return call
+
+
+def test_the_api_is_asked_the_sample_export_and_launch_cases():
+    """The check above is not vacuous: the cases of these commands reach the API."""
+    places = {"tmp": "T", "run": "R", "empty": "E", "clutter": "C", "images": "I"}
+    reached = {command: [c.id for c in CASES if c.args[0] == command
+                         and api_call([a.format(**places) for a in c.args]) is not None]
+               for command in ("sample", "export", "launch")}  # fmt: skip
+    assert len(reached["sample"]) >= 8 and len(reached["export"]) >= 3 and len(reached["launch"]) >= 35, reached
 
 
 def test_the_cases_are_at_least_25_and_all_in_the_docs():

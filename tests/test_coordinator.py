@@ -7,10 +7,10 @@ import time
 
 import pytest
 
-from ensemble.launch import coordinator
-from ensemble.launch.coordinator import LaunchRequest, launch
-from ensemble.launch.drive import MANIFEST_WRITE_INTERVAL_S, Launch
-from ensemble.launch.listener import QuietListener
+from ensemble.launching import coordinator
+from ensemble.launching.coordinator import LaunchRequest, launch
+from ensemble.launching.drive import MANIFEST_WRITE_INTERVAL_S, Launch
+from ensemble.launching.listener import QuietListener
 from ensemble.errors import EnsembleError
 from manifests.run_dir import RunDir
 from manifests.tables.manifest import Status
@@ -36,7 +36,7 @@ def test_progress_reports_reach_the_manifest_at_most_once_a_second(tmp_path, mon
     that interval (plus once when a task ends), and still ends with the latest report."""
     import ray
 
-    from ensemble.launch.board import start_board
+    from ensemble.launching.board import start_board
 
     run = planned_run(tmp_path / "run", splits=100)
     records = run.read_manifest()

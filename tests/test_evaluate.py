@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 from safetensors.torch import load_file, save_file
 
-from ensemble.launch.tasks import SEED_STRIDE
+from ensemble.launching.tasks import SEED_STRIDE
 from manifests.tables.history import read_history
 from manifests.run_dir import RunDir
 from manifests.tables.manifest import Status

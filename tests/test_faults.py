@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from ensemble.launch.coordinator import LaunchRequest, launch
-from ensemble.launch.listener import QuietListener
+from ensemble.launching.coordinator import LaunchRequest, launch
+from ensemble.launching.listener import QuietListener
 from ensemble.run_spec import new_spec
 from manifests.locks.launch_lock import LaunchLock
 from manifests.run_dir import RunDir
@@ -286,7 +286,7 @@ def test_a_second_launch_on_a_run_is_refused(tmp_path):
 def test_a_corrupt_checkpoint_falls_back_to_the_previous_one_and_the_manifest_says_so(tmp_path):
     import dataclasses
 
-    from ensemble.launch.tasks import job_for
+    from ensemble.launching.tasks import job_for
     from ensemble.run_spec import RunSpec
     from workers.train import train_split
 

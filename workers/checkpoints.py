@@ -23,20 +23,23 @@ import re
 from dataclasses import dataclass
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load, save_file
+from safetensors.torch import save_file
 
 from manifests.errors import UserError, first_line
 from manifests.run_dir import training_states
 from manifests.storage import Location, location
-from workers.config import GANConfig
+from workers.generator_files import (
+    FORMAT,
+    GeneratorFileError,
+    GeneratorInfo,
+    generator_from,
+)
 from workers.model import Generator
 
 BAD_STATE_NAME = "state.bad.pt"
 """Where a state.pt that resume had to skip is moved, for inspection."""
 GENERATOR_WEIGHTS = "generator.safetensors"
 BEST_GENERATOR_WEIGHTS = "generator.best.safetensors"
-FORMAT = "acgan-ensemble/generator"
 
 
 class CheckpointError(UserError):
@@ -101,17 +104,6 @@ def load_training_state(split_dir: "Location | str", mmap: bool = False) -> Load
     return None
 
 
-@dataclass(frozen=True)
-class GeneratorInfo:
-    config: GANConfig
-    step: int
-    split: int
-    classes: list[int]
-    class_names: list[str]
-    quality: dict | None = None
-    """The guard's scores of this generator (best checkpoints): seed, score, per-class figures."""
-
-
 def info_path_of(weights_path: "Location | str") -> Location:
     """generator.safetensors -> generator.json; generator.best.safetensors -> generator.best.json."""
     weights_path = location(weights_path)
@@ -138,51 +130,22 @@ def save_generator(split_dir: "Location | str", generator: Generator, info: Gene
     return weights_path
 
 
-def safetensors_metadata(data: bytes) -> dict:
-    """The __metadata__ of a safetensors file's bytes: an 8-byte little-endian header length,
-    then the JSON header (the format's specification)."""
-    size = int.from_bytes(data[:8], "little")
-    if size == 0 or len(data) < 8 + size:
-        raise ValueError("not a safetensors file: its header is empty or cut short")
-    try:
-        header = json.loads(data[8 : 8 + size])
-    except ValueError:
-        raise ValueError("not a safetensors file: its header is not JSON") from None
-    return (header.get("__metadata__") if isinstance(header, dict) else None) or {}
-
-
 def load_generator(weights_path: "Location | str", device: str = "cpu") -> tuple[Generator, GeneratorInfo]:
     """Rebuild a generator from its safetensors file and the JSON beside it, in eval mode."""
     weights_path = location(weights_path)
     info_path = info_path_of(weights_path)
     try:
         document = json.loads(info_path.read_text())
-        if document.get("format") != FORMAT:
-            raise ValueError(f"format is {document.get('format')!r}, expected {FORMAT!r}")
-        config = GANConfig.from_dict(document["config"])
         data = weights_path.read_bytes()
-        step = int(safetensors_metadata(data).get("step", document["step"]))
-        weights = {name: t.to(device) for name, t in load(data).items()}
     except FileNotFoundError as exc:
         missing = exc.filename or (info_path if not info_path.exists() else weights_path)
         raise CheckpointError(f"generator checkpoint file {missing} is missing") from None
-    except (OSError, ValueError, KeyError, TypeError, SafetensorError) as exc:
+    except (OSError, ValueError) as exc:
         raise CheckpointError(f"generator checkpoint {weights_path} is unreadable ({exc})") from None
-    generator = Generator(config).to(device)
     try:
-        generator.load_state_dict(weights)
-    except RuntimeError as exc:
-        raise CheckpointError(f"generator checkpoint {weights_path} does not match its config ({exc})") from None
-    generator.eval()
-    info = GeneratorInfo(
-        config=config,
-        step=step,
-        split=int(document["split"]),
-        classes=list(document["classes"]),
-        class_names=list(document["class_names"]),
-        quality=document.get("quality"),
-    )
-    return generator, info
+        return generator_from(document, data, device)
+    except GeneratorFileError as exc:
+        raise CheckpointError(f"generator checkpoint {weights_path} {exc}") from None
 
 
 def read_generator_info(weights_path: "Location | str") -> dict | None:

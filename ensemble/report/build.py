@@ -24,7 +24,7 @@ from typing import Callable
 
 from ensemble.errors import EnsembleError
 from ensemble.run_spec import RunSpec
-from ensemble.sample import check_checkpoint, generator_path
+from ensemble.generators import check_checkpoint, generator_path
 from ensemble.status.read import RunStatus, read_status
 from manifests.tables.history import HISTORY_NAME, read_history
 from manifests.run_dir import RunDir, storage_errors

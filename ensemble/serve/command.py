@@ -17,7 +17,7 @@ import os
 import sys
 
 from ensemble.errors import EnsembleError
-from ensemble.sample import check_checkpoint
+from ensemble.generators import check_checkpoint
 from manifests.run_dir import RunDir
 
 

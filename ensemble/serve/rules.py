@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from ensemble.errors import EnsembleError
 from ensemble.routing import Route, Router
-from ensemble.sample import generator_path
+from ensemble.generators import generator_path
 from manifests.run_dir import RunDir
 from manifests.tables.manifest import SplitRecord
 

@@ -22,8 +22,8 @@ import ray
 import torch
 from ray.cluster_utils import Cluster
 
-from ensemble.launch.coordinator import LaunchRequest, launch
-from ensemble.launch.listener import QuietListener
+from ensemble.launching.coordinator import LaunchRequest, launch
+from ensemble.launching.listener import QuietListener
 from manifests.tables.manifest import Status
 from tests.helpers import join_or_fail, rows_of, wait_for
 

@@ -179,7 +179,7 @@ def load_or_train_yardstick(split_dir: "Location | str", images: torch.Tensor, l
     from safetensors.torch import load, save_file
 
     from manifests.storage import location
-    from workers.checkpoints import safetensors_metadata
+    from workers.generator_files import safetensors_metadata
 
     path = location(split_dir) / CLASSIFIER_WEIGHTS
     key = data_key(images, labels)

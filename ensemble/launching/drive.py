@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ensemble.errors import EnsembleError, Interrupted
-from ensemble.launch.listener import LaunchListener
-from ensemble.launch.rows import apply_failure, apply_progress, apply_result
+from ensemble.launching.listener import LaunchListener
+from ensemble.launching.rows import apply_failure, apply_progress, apply_result
 from manifests.run_dir import RunDir
 from manifests.tables.manifest import SplitRecord, Status
 
@@ -27,7 +27,7 @@ class Launch:
     run: RunDir
     records: list[SplitRecord]
     board: object
-    """The ProgressBoard actor (ensemble/launch/board.py)."""
+    """The ProgressBoard actor (ensemble/launching/board.py)."""
     listener: LaunchListener
     submit: Callable[[SplitRecord], object]
     """Submits a split's next attempt and returns its ray ref."""

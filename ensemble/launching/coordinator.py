@@ -24,9 +24,9 @@ from ensemble.cluster import (
     connect,
 )
 from ensemble.errors import EnsembleError
-from ensemble.launch.drive import Launch, stop_signals
-from ensemble.launch.listener import LaunchListener
-from ensemble.launch.tasks import job_for, next_seed, plan_seeds, train_split_task
+from ensemble.launching.drive import Launch, stop_signals
+from ensemble.launching.listener import LaunchListener
+from ensemble.launching.tasks import job_for, next_seed, plan_seeds, train_split_task
 from ensemble.planning import plan_splits, splits_named
 from ensemble.run_spec import RunSpec, check_positive, check_relaunch, new_spec
 from manifests.locks.holder import LaunchLockedError, refusal
@@ -225,7 +225,7 @@ def _submit(request: LaunchRequest, run: RunDir, spec: RunSpec, records: list[Sp
     """One Ray task per split of `todo`, reporting to a new board."""
     import ray
 
-    from ensemble.launch.board import start_board
+    from ensemble.launching.board import start_board
 
     board = start_board({r.split: r.step for r in todo if r.step})
     task = ray.remote(train_split_task).options(

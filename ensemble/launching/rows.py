@@ -9,7 +9,7 @@ from manifests.run_dir import RunDir
 from manifests.tables.manifest import SplitRecord, Status, utc_now
 
 if TYPE_CHECKING:
-    from ensemble.launch.board import Drained
+    from ensemble.launching.board import Drained
 
 
 def apply_progress(record: SplitRecord, drained: Drained, run: RunDir) -> None:
