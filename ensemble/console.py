@@ -56,8 +56,11 @@ class LaunchView:
             self.progress.start()
 
     def retrying(self, record) -> None:
+        from ensemble.launching.recipes import describe, parse_recipe
+
+        recipe = describe(parse_recipe(record.recipes[-1] if record.recipes else None))
         self.console.print(f"split {record.split}: {record.flagged}; training it again with a new seed "
-                           f"(its seed number {len(record.seeds)})")
+                           f"(its seed number {len(record.seeds)}) and a recipe for it ({recipe})")
         self.total_steps += record.total_steps
         if self.progress is not None:
             self.progress.update(self.steps_bar, total=self.total_steps)

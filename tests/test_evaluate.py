@@ -28,20 +28,27 @@ def test_a_flagged_split_is_retried_with_a_new_seed_and_keeps_its_best_generator
     assert "1 split(s) flagged" in result.output
 
     row = rows_of(run)[41]
-    assert (row.status, row.attempt, row.step) == (Status.FLAGGED, 2, 12)
     assert row.seeds == [41, 41 + SEED_STRIDE]  # the run's seed for the split, then one fresh one
+    # ... with a recipe that answers what the first seed's best generator failed (recipes.py)
+    recipe = json.loads(row.recipes[1])
+    assert row.recipes[0] == "{}" and recipe["because"] and set(recipe["because"]) <= {"collapsed", "low-accuracy"}
+    assert ("g_mode_seeking" in recipe["set"]) == ("collapsed" in recipe["because"])
+    assert ("lr" in recipe["set"]) == ("low-accuracy" in recipe["because"])  # half the run's lr
+    retry_steps = recipe.get("steps", 12)
+    assert (row.status, row.attempt, row.step, row.total_steps) == (Status.FLAGGED, 2, retry_steps, retry_steps)
+    assert "and a recipe for it (" in result.output
     assert row.steps_redone == 0  # a fresh seed on purpose is not work lost
     assert row.flags and all(f["label"] in row.classes for f in row.flags)
     assert all((f["verdict"], f["measure"]) in {("low-accuracy", "accuracy"), ("collapsed", "diversity")} for f in row.flags)
     assert row.flagged.startswith(f"{row.flags[0]['label']} {row.flags[0]['verdict']} ({row.flags[0]['measure']} ")
-    assert row.best_checkpoint == "splits/041/generator.best.safetensors" and row.best_step in (6, 12)
+    assert row.best_checkpoint == "splits/041/generator.best.safetensors" and row.best_step in (6, 12, 18)
     assert 0.0 <= row.quality <= 1.0
     split_dir = RunDir(run).split_dir(41)
     assert (split_dir / "history.seed-41.parquet").is_file()  # the rejected seed's curves, kept
     best = json.loads((split_dir / "generator.best.json").read_text())
     assert best["quality"]["score"] == pytest.approx(row.quality) and len(best["quality"]["classes"]) == 10
     guarded = [r for r in read_history(split_dir) if r["quality"] is not None]
-    assert [r["step"] for r in guarded] == [6, 12]
+    assert [r["step"] for r in guarded] == list(range(6, retry_steps + 1, 6))  # the retry's checkpoints
     assert all(0 <= r["sample_accuracy"] <= 1 and r["sample_diversity"] >= 0 for r in guarded)
 
     status = invoke("status", "--run", run)
@@ -54,7 +61,7 @@ def test_a_flagged_split_is_retried_with_a_new_seed_and_keeps_its_best_generator
     assert best_sample.exit_code == 0 and f"best checkpoint, step {row.best_step}" in best_sample.output
     latest = invoke("sample", "--label", "417", "--run", run, "--n", "4", "--out", tmp_path / "latest.png",
                     "--checkpoint", "latest")  # fmt: skip
-    assert latest.exit_code == 0 and "latest checkpoint, step 12" in latest.output
+    assert latest.exit_code == 0 and f"latest checkpoint, step {retry_steps}" in latest.output
 
     # A relaunch leaves a flagged split alone; --quality-retries gives it more seeds.
     assert "Nothing to do" in invoke("launch", "--run", run, "--only", "41", "--gpus-per-split", "0").output
@@ -63,6 +70,10 @@ def test_a_flagged_split_is_retried_with_a_new_seed_and_keeps_its_best_generator
     assert again.exit_code == 0, again.output
     retried = rows_of(run)[41]
     assert retried.seeds == [41, 41 + SEED_STRIDE, 41 + 2 * SEED_STRIDE] and retried.attempt == 3
+    assert len(retried.recipes) == 3 and json.loads(retried.recipes[2])["because"]  # the second rung
+    page = invoke("report", "--run", run, "--out", tmp_path / "report.html")
+    assert page.exit_code == 0, page.output
+    assert "quality retries: 1 (" in (tmp_path / "report.html").read_text()  # what each retry changed, shown
     assert retried.quality >= row.quality  # the best file is the best over every seed
 
 

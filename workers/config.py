@@ -68,6 +68,11 @@ class GANConfig:
     maximises. Counters AC-GAN's low-diversity samples; needs d_class_loss_on_fake False."""
     g_class_weight: float = 1.0
     """Weight of the class term in G's loss (the paper: 1)."""
+    g_mode_seeking: float = 0.0
+    """Weight of MSGAN's mode-seeking term in G's loss (Mao et al. 2019): each step pairs fakes
+    of one class made from two noises, and G is pushed to keep their images as far apart as
+    their noises. Counters collapse; what a quality retry turns on for a collapsed class.
+    0 turns it off."""
     g_ema: float = 0.0
     """Decay of an exponential moving average of G's weights, which sampling then uses;
     0 turns it off."""
@@ -103,6 +108,8 @@ class GANConfig:
             raise ValueError(f"diff_augment policies must be among {', '.join(AUGMENTATIONS)}, got {unknown}")
         if self.tac and self.d_class_loss_on_fake:
             raise ValueError("tac trains D's class head on real images only: set d_class_loss_on_fake false")
+        if self.g_mode_seeking < 0:
+            raise ValueError(f"g_mode_seeking must be >= 0, got {self.g_mode_seeking}")
         if not 0.0 <= self.g_ema < 1.0:
             raise ValueError(f"g_ema must be in [0, 1), got {self.g_ema}")
         if not 0.0 <= self.d_dropout < 1.0:

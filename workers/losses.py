@@ -42,3 +42,16 @@ def generator_loss(fake: Judgement, fake_labels: torch.Tensor, config: GANConfig
     if config.tac:  # ... and G makes the twin's job hard: its fakes cover each class, not its easy modes
         classes = classes - F.cross_entropy(fake.twin, fake_labels)
     return source + config.g_class_weight * classes
+
+
+MODE_SEEKING_EPS = 1e-5
+
+
+def mode_seeking_term(images: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """MSGAN's term for a batch whose second half repeats the first half's classes: the
+    inverse of (mean image distance / mean noise distance) over those pairs. Minimising it
+    spreads a class's images as far apart as its noises are; it is large when G collapses."""
+    half = len(images) // 2
+    image_distance = (images[:half].float() - images[half : 2 * half].float()).abs().mean()
+    noise_distance = (noise[:half] - noise[half : 2 * half]).abs().mean()
+    return 1.0 / (image_distance / noise_distance + MODE_SEEKING_EPS)

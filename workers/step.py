@@ -12,7 +12,7 @@ import torch
 
 from workers.augment import diff_augment
 from workers.config import GANConfig
-from workers.losses import discriminator_loss, generator_loss
+from workers.losses import discriminator_loss, generator_loss, mode_seeking_term
 from workers.model import Discriminator, Generator, Judgement
 
 
@@ -85,15 +85,20 @@ class Batch:
 
 
 def draw_batch(images: torch.Tensor, labels: torch.Tensor, batch_size: int, z_dim: int, num_classes: int,
-               rng: torch.Generator) -> Batch:  # fmt: skip
+               rng: torch.Generator, paired: bool = False) -> Batch:  # fmt: skip
     """A batch from uint8 images kept in memory on their device, drawn with `rng` (on the CPU,
-    so runs are reproducible on any device)."""
+    so runs are reproducible on any device). `paired`: the fakes' second half repeats the
+    first half's classes (with other noise), as the mode-seeking term needs."""
     device = images.device
     index = torch.randint(0, len(images), (batch_size,), generator=rng).to(device)
     noise = torch.randn(batch_size, z_dim, generator=rng).to(device)
     # Every class equally often in each batch (a shuffled repeat of 0..K-1): the same
     # distribution as uniform sampling, with less batch-to-batch class imbalance.
-    fake_labels = (torch.arange(batch_size) % num_classes)[torch.randperm(batch_size, generator=rng)].to(device)
+    drawn = batch_size // 2 if paired else batch_size
+    fake_labels = (torch.arange(drawn) % num_classes)[torch.randperm(drawn, generator=rng)]
+    if paired:
+        fake_labels = torch.cat([fake_labels, fake_labels, fake_labels[: batch_size % 2]])
+    fake_labels = fake_labels.to(device)
     real = images[index].float().div_(127.5).sub_(1.0).contiguous(memory_format=torch.channels_last)
     return Batch(real, labels[index], noise, fake_labels)
 
@@ -130,6 +135,8 @@ def train_step(gan: GAN, batch: Batch) -> torch.Tensor:
     with autocast():
         judged = discriminator(augment(fake))
         loss_g = generator_loss(judged, fake_labels, config)
+        if config.g_mode_seeking:  # the batch is paired (draw_batch): fake[i] and fake[i + b//2] share a class
+            loss_g = loss_g + config.g_mode_seeking * mode_seeking_term(fake, batch.noise)
     gan.opt_g.zero_grad(set_to_none=True)
     loss_g.backward()
     discriminator.requires_grad_(True)

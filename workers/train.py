@@ -126,7 +126,7 @@ class _Attempt:
         self.gan.discriminator.train()
         while self.step < job.steps:
             batch = draw_batch(self.images, self.labels, job.batch_size, self.config.z_dim, self.config.num_classes,
-                               self.rng)  # fmt: skip
+                               self.rng, paired=self.config.g_mode_seeking > 0)  # fmt: skip
             measured = train_step(self.gan, batch)
             self.step += 1
             self.report_window.add(measured)
@@ -217,14 +217,14 @@ def _state_to_resume(split_dir: Location, config: GANConfig, seed: int) -> tuple
         # Kept for inspection, and out of the way: the next save must not rotate it over
         # the good previous one.
         training_states(split_dir).discard_newest(keep_as=split_dir / BAD_STATE_NAME)
-    if GANConfig.from_dict(state["config"]) != config:
-        raise CheckpointError(f"{split_dir} holds a checkpoint of another model config; use a new --run")
     if int(state.get("seed", seed)) != seed:
-        # A quality retry: this seed starts from scratch. The rejected seed's training state
-        # goes; its history stays for inspection, and its best generator stays the split's
-        # best until this seed beats it.
+        # A quality retry: this seed starts from scratch, perhaps with another recipe
+        # (ensemble/launching/recipes.py). The rejected seed's training state goes; its history
+        # stays for inspection, and its best generator stays the split's best until this seed beats it.
         _set_aside(split_dir, int(state["seed"]))
         return None, None, True
+    if GANConfig.from_dict(state["config"]) != config:
+        raise CheckpointError(f"{split_dir} holds a checkpoint of another model config; use a new --run")
     return state, loaded.warning, False
 
 

@@ -26,7 +26,7 @@ from ensemble.cluster import (
 from ensemble.errors import EnsembleError
 from ensemble.launching.drive import Launch, stop_signals
 from ensemble.launching.listener import LaunchListener
-from ensemble.launching.tasks import job_for, next_seed, plan_seeds, train_split_task
+from ensemble.launching.tasks import add_retry, job_for, plan_seeds, train_split_task
 from ensemble.planning import plan_splits, splits_named
 from ensemble.run_spec import RunSpec, check_positive, check_relaunch, new_spec
 from manifests.locks.holder import LaunchLockedError, refusal
@@ -233,10 +233,10 @@ def _submit(request: LaunchRequest, run: RunDir, spec: RunSpec, records: list[Sp
     )
 
     def may_retry(record: SplitRecord) -> bool:
-        """A flagged split gets a fresh seed while its seed limit allows."""
+        """A flagged split gets a fresh seed, and a recipe that answers what failed, while its seed limit allows."""
         if len(record.seeds) >= seed_limits[record.split]:
             return False
-        record.seeds.append(next_seed(spec, record))
+        add_retry(spec, record)
         return True
 
     flight = Launch(run, records, board, listener, may_retry=may_retry,

@@ -2,6 +2,9 @@
 the progress board, the TrainJob a manifest row becomes, and the seeds of quality retries."""
 from __future__ import annotations
 
+import json
+
+from ensemble.launching.recipes import parse_recipe, retry_recipe
 from ensemble.run_spec import RunSpec
 from manifests.run_dir import RunDir
 from manifests.tables.manifest import SplitRecord, Status
@@ -45,20 +48,40 @@ def train_split_task(job: TrainJob, board, cpus: float):
 
 
 def job_for(spec: RunSpec, record: SplitRecord, run: RunDir) -> TrainJob:
-    """The job of a split's next attempt: its classes, the run's recipe, its newest seed."""
+    """The job of a split's next attempt: its classes, its newest seed, and the run's recipe
+    with what that seed's attempt changes (a quality retry's, recipes.py)."""
+    recipe = current_recipe(record)
     return TrainJob(
         split=record.split,
         classes=list(record.classes),
         class_names=list(record.class_names),
         data=spec.data,
         split_dir=str(run.split_dir(record.split).absolute()),
-        steps=spec.steps,
+        steps=recipe.get("steps", spec.steps),
         batch_size=spec.batch_size,
         seed=record.seeds[-1] if record.seeds else base_seed(spec, record),
-        gan=spec.gan,
+        gan={**spec.gan, **recipe.get("set", {})},
         checkpoint_every=spec.checkpoint_every,
         guard=spec.guard,
     )
+
+
+def current_recipe(record: SplitRecord) -> dict:
+    """What the attempt of the split's newest seed changes ({}: the run's recipe)."""
+    if not record.seeds or len(record.recipes) < len(record.seeds):
+        return {}  # a run from before recipes were recorded: every seed had the run's recipe
+    return parse_recipe(record.recipes[len(record.seeds) - 1])
+
+
+def add_retry(spec: RunSpec, record: SplitRecord) -> None:
+    """Give a flagged split its next seed and the recipe that answers what failed (its
+    `flags`), and the steps that recipe trains for."""
+    record.recipes += ["{}"] * (len(record.seeds) - len(record.recipes))
+    retry = len(record.seeds)  # the first seed was the plain attempt
+    recipe = retry_recipe(record.flags, retry, spec.gan, spec.steps)
+    record.seeds.append(next_seed(spec, record))
+    record.recipes.append(json.dumps(recipe, sort_keys=True))
+    record.total_steps = recipe.get("steps", spec.steps)
 
 
 def base_seed(spec: RunSpec, record: SplitRecord) -> int:
@@ -75,11 +98,11 @@ def plan_seeds(spec: RunSpec, record: SplitRecord, quality_retries: int | None) 
     """Give the split its first seed (or a fresh one, for a flagged split retried by a
     relaunch), and return how many seeds it may have in all by the end of this launch."""
     if not record.seeds:
-        record.seeds = [base_seed(spec, record)]
+        record.seeds, record.recipes = [base_seed(spec, record)], ["{}"]
     if quality_retries is None:
         return max(len(record.seeds), 1 + DEFAULT_QUALITY_RETRIES)
     if record.status == Status.FLAGGED:  # this relaunch's first retry starts now
-        record.seeds.append(next_seed(spec, record))
+        add_retry(spec, record)
         record.flags = []
         return len(record.seeds) - 1 + quality_retries
     return len(record.seeds) + quality_retries

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from html import escape
 
+from ensemble.launching.recipes import describe, parse_recipe
 from ensemble.run_spec import RunSpec
 from ensemble.status.read import RunStatus
 from manifests.tables.manifest import Status
@@ -167,6 +168,9 @@ def _section(shown) -> str:
         for label, name in zip(r.classes, r.class_names)
     )  # fmt: skip
     facts = f"{escape(r.status)}, step {r.step:,} of {r.total_steps:,}, attempt {r.attempt}"
+    if len(r.seeds) > 1:  # quality retries, each with the recipe that answered what failed
+        retries = [describe(parse_recipe(text)) for text in r.recipes[1:]] or ["a new seed"] * (len(r.seeds) - 1)
+        facts += "; quality retries: " + "; ".join(f"{i} ({escape(text)})" for i, text in enumerate(retries, 1))
     if shown.step is not None:
         facts += f"; pictures from its {shown.generator} generator (step {shown.step:,})"
     figures = []

@@ -14,13 +14,15 @@ import pyarrow as pa
 
 from manifests.tables.parquet import TableFormat, with_column
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 ADDED_IN_VERSION_2 = ("pid", "resumed_from", "steps_redone", "skipped_images", "warning")
 """Columns a version-1 manifest lacks; its rows read with those fields at their defaults."""
 ADDED_IN_VERSION_3 = ("class_ids",)
 """... and a version-2 one; its class ids read as its class names (they were the same)."""
 ADDED_IN_VERSION_4 = ("quality", "best_checkpoint", "best_step", "flagged", "seeds")
 """... and a version-3 one (from before the quality guard)."""
+ADDED_IN_VERSION_6 = ("recipes",)
+"""... and a version-5 one (from before quality retries changed the recipe): its seeds read as plain retries."""
 # Version 5: `flagged`, a text ("417 collapsed (diversity 0.12)"), became `flags`, one struct
 # per failing class (FLAG_TYPE); the upgrade parses a version-4 text once, nothing reads it after.
 
@@ -88,6 +90,7 @@ MANIFEST_SCHEMA = pa.schema(
         pa.field("best_step", pa.int64()),
         pa.field("flags", pa.list_(FLAG_TYPE), nullable=False),
         pa.field("seeds", pa.list_(pa.int64()), nullable=False),
+        pa.field("recipes", pa.list_(pa.string()), nullable=False),
     ],
 )
 
@@ -146,6 +149,11 @@ class SplitRecord:
     seeds: list[int] = dataclasses.field(default_factory=list)
     """Every seed this split was trained with, in order: one more per quality retry (a fresh
     start). The last one is the current. Empty: only the run's derived seed."""
+    recipes: list[str] = dataclasses.field(default_factory=list)
+    """What each seed's attempt changed from the run's recipe, one JSON object per seed (in
+    step with `seeds`; ensemble/launching/recipes.py): `{}` for the first, and for a quality
+    retry what failed and what it changed, e.g. {"because": ["collapsed"], "set":
+    {"g_mode_seeking": 1.0}}. Shorter than `seeds` (runs from before version 6): `{}` each."""
 
     def __post_init__(self) -> None:
         if not self.class_ids:
@@ -183,7 +191,7 @@ def _added(names: tuple[str, ...]):
     """An upgrade that adds `names` (at their places in the final order) with their defaults."""
     order = [name if name != "flags" else "flagged" for name in MANIFEST_SCHEMA.names]
     defaults = {f.name: f.default for f in dataclasses.fields(SplitRecord) if f.default is not dataclasses.MISSING}
-    defaults["seeds"] = []
+    defaults["seeds"] = defaults["recipes"] = []
 
     def upgrade(table: pa.Table) -> pa.Table:
         for name in names:
@@ -220,6 +228,7 @@ MANIFEST_FORMAT = TableFormat(
     schema=MANIFEST_SCHEMA,
     version=SCHEMA_VERSION,
     unmarked_version=_unmarked,
-    upgrades={1: _added(ADDED_IN_VERSION_2), 2: _class_ids_as_names, 3: _added(ADDED_IN_VERSION_4), 4: _flags_from_text},
+    upgrades={1: _added(ADDED_IN_VERSION_2), 2: _class_ids_as_names, 3: _added(ADDED_IN_VERSION_4), 4: _flags_from_text,
+              5: _added(ADDED_IN_VERSION_6)},
     remedy="restore the manifest from a backup, or launch a new --run (the checkpoints under RUN/splits are untouched)",
 )
