@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from ensemble.errors import EnsembleError
-from ensemble.generators import GeneratorCache, check_checkpoint, check_count, run_generator
+from ensemble.generators import GeneratorCache, check_checkpoint, check_count, check_seed, run_generator
 from ensemble.routing import Route, Router
 from manifests.errors import UserError
 from manifests.run_dir import RunDir
@@ -138,6 +138,7 @@ class Run:
     def sample_route(self, label: Label, n: int = 16, seed: int = 0, checkpoint: str = "best") -> Sampled:
         """`sample` of one label, with its route, the generator's step and kind (best/latest)."""
         check_count(n)
+        check_seed(seed)
         check_checkpoint(checkpoint)
         route = self.route(label)
         loaded = run_generator(GENERATORS, self._dir, route.record, checkpoint, route.global_label)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, Sequence
 
 from ensemble.errors import EnsembleError
-from ensemble.generators import GeneratorCache, check_count
+from ensemble.generators import GeneratorCache, check_count, check_seed
 from ensemble.routing import Router
 
 if TYPE_CHECKING:
@@ -173,6 +173,7 @@ class Bundle:
     def sample(self, label: int | str | Sequence[int | str], n: int = 16, seed: int = 0) -> torch.Tensor:
         """As Run.sample: `n` images of each label, uint8 N x 3 x H x W, the run's images for the same seed."""
         check_count(n)
+        check_seed(seed)
         import torch
 
         from workers.images import generate

@@ -34,6 +34,15 @@ def check_count(n: int) -> None:
         raise EnsembleError(f"--n must be between 1 and {MAX_IMAGES}, got {n}")
 
 
+MAX_SEED = 2**63 - 1
+"""torch.Generator().manual_seed takes seeds up to 2**64 - 1; an int64 everywhere else."""
+
+
+def check_seed(seed: int) -> None:
+    if not 0 <= seed <= MAX_SEED:
+        raise EnsembleError(f"--seed must be between 0 and {MAX_SEED}, got {seed}")
+
+
 def check_checkpoint(checkpoint: str) -> None:
     """Refuse a --checkpoint other than best or latest (sample, serve, report, evaluate, the API)."""
     if checkpoint not in CHECKPOINTS:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ensemble.api import Run
 from ensemble.errors import EnsembleError
-from ensemble.generators import check_count
+from ensemble.generators import check_count, check_seed
 from ensemble.routing import Route
 
 
@@ -25,6 +25,7 @@ def sample_label(run_dir: str | Path, label: str, count: int, seed: int, out: Pa
     if not 1 <= scale <= 16:
         raise EnsembleError(f"--scale must be between 1 and 16, got {scale}")
     check_count(count)
+    check_seed(seed)
     run = Run(run_dir)
     route = run.route(label)
     out = Path(out) if out else Path("samples") / f"label-{route.global_label}.png"

@@ -15,6 +15,7 @@ import torch
 from click.testing import CliRunner
 
 import cli
+import ensemble
 from ensemble.planning import plan_splits
 from manifests.run_dir import RunDir
 from manifests.tables.manifest import SplitRecord
@@ -196,3 +197,62 @@ def trained_run_at(root) -> Path:
     run.write_spec(spec.to_dict())
     run.write_manifest(records)
     return run.root.path
+
+
+# -- a CLI command line as the Python API's call (tests/test_bad_input.py asks both) ---------
+LAUNCH_OPTIONS = {"--splits": ("splits", int), "--steps": ("steps", int), "--batch-size": ("batch_size", int),
+                  "--seed": ("seed", int), "--checkpoint-every": ("checkpoint_every", int), "--preset": ("preset", str),
+                  "--data": ("data", str), "--address": ("address", str), "--gpus-per-split": ("gpus_per_split", float),
+                  "--cpus-per-split": ("cpus_per_split", float), "--quality-retries": ("quality_retries", int)}  # fmt: skip
+"""`ensemble launch`'s options with a value, as `ensemble.launch`'s keyword arguments."""
+
+
+def api_call(args: list[str]):
+    """The Python API's call for a `sample`, `export` or `launch` case (a function to call), or
+    None for a case about what only the CLI has (other commands, PNG files, --scale)."""
+    if args[0] == "launch":
+        return _api_launch(args[1:])
+    if args[0] not in ("sample", "export") or {"--scale"} & set(args) or args[0] == "sample" and "--out" in args:
+        return None
+    options = dict(zip(args[1::2], args[2::2]))  # the rest are option-value pairs
+    if len(options) * 2 != len(args) - 1 or "--run" not in options:
+        return None
+    if args[0] == "export":
+        return lambda: ensemble.open(options["--run"]).export(options["--out"], options.get("--checkpoint", "best"))
+    if "--label" not in options:
+        return None
+    return lambda: ensemble.open(options["--run"]).sample(options["--label"], n=int(options.get("--n", 16)),
+                                                          seed=int(options.get("--seed", 0)),
+                                                          checkpoint=options.get("--checkpoint", "best"))  # fmt: skip
+
+
+def _api_launch(args: list[str]):
+    from ensemble.planning import parse_split_ids
+    from ensemble.run_spec import parse_overrides
+
+    kwargs, sets, run = {}, [], "ensemble-run"
+    while args:
+        name = args.pop(0)
+        if name in ("--guard", "--no-guard"):
+            kwargs["guard"] = name == "--guard"
+        elif not args:
+            return None
+        elif name == "--run":
+            run = args.pop(0)
+        elif name == "--set":
+            sets.append(args.pop(0))
+        elif name == "--only":
+            kwargs["only"] = args.pop(0)
+        elif name in LAUNCH_OPTIONS:
+            key, kind = LAUNCH_OPTIONS[name]
+            kwargs[key] = (kind, args.pop(0))
+        else:
+            return None
+
+    def call():
+        converted = {k: v[0](v[1]) if isinstance(v, tuple) else v for k, v in kwargs.items()}
+        if "only" in converted:
+            converted["only"] = parse_split_ids(converted["only"])
+        return ensemble.launch(run, overrides=parse_overrides(tuple(sets)), **converted)
+
+    return call

@@ -19,7 +19,7 @@ import ensemble
 
 from manifests.run_dir import RunDir
 from manifests.tables.manifest import Status
-from tests.helpers import RunsCode, assert_one_line_error, invoke, trained_run_at
+from tests.helpers import RunsCode, api_call, assert_one_line_error, invoke, trained_run_at
 
 DOC = Path(__file__).parents[1] / "docs" / "bad-inputs.md"
 
@@ -68,6 +68,8 @@ CASES = [
     Case("--set without =", ["launch", "--set", "hinge", "--run", "{tmp}/new"], ["must look like FIELD=VALUE"]),
     Case("--set of no such field", ["launch", "--set", "lossy=1", "--run", "{tmp}/new"], ["--set lossy: no such model field"]),
     Case("--set a bad value", ["launch", "--set", "loss=wgan", "--run", "{tmp}/new"], ["loss must be one of bce, hinge"]),
+    Case("--set a negative mode-seeking weight", ["launch", "--set", "g_mode_seeking=-1", "--run", "{tmp}/new"],
+         ["g_mode_seeking must be >= 0, got -1.0"]),
     Case("--set a wrong type", ["launch", "--set", "g_ema=fast", "--run", "{tmp}/new"], ["bad model config"]),
     Case("--set channels the data lacks", ["launch", "--set", "channels=1", "--run", "{tmp}/new"],
          ["--set channels=1", "every dataset is read as 3-channel RGB"]),
@@ -89,10 +91,18 @@ CASES = [
     Case("label negative", ["sample", "--label", "-4", "--run", "{run}"], ["out of range"]),
     Case("label of no class", ["sample", "--label", "balloon", "--run", "{run}"], ["no class is named 'balloon'"]),
     Case("label empty", ["sample", "--label", "", "--run", "{run}"], ["no class is named ''"]),
+    Case("label of two minus signs", ["sample", "--label=--5", "--run", "{run}"], ["no class is named '--5'"]),
+    Case("label of a superscript digit", ["sample", "--label", "²", "--run", "{run}"], ["no class is named '²'"]),
+    Case("label of 5000 digits", ["sample", "--label", "7" * 5000, "--run", "{run}"],
+         ["label 7777777777777777777777777777777777777777... (5000 characters) is out of range"]),
     Case("label whose split has not trained", ["sample", "--label", "5", "--run", "{run}"],
          ["split 0", "no checkpoint yet", "ensemble launch"]),
     Case("--n 0", ["sample", "--label", "417", "--n", "0", "--run", "{run}"], ["--n must be between 1 and"]),
     Case("--n absurd", ["sample", "--label", "417", "--n", "100000000", "--run", "{run}"], ["--n must be between 1 and"]),
+    Case("sample --seed negative", ["sample", "--label", "417", "--seed", "-1", "--run", "{run}"],
+         ["--seed must be between 0 and 9223372036854775807, got -1"]),
+    Case("sample --seed past int64", ["sample", "--label", "417", "--seed", str(2**64), "--run", "{run}"],
+         ["--seed must be between 0 and 9223372036854775807, got 18446744073709551616"]),
     Case("--scale 0", ["sample", "--label", "417", "--scale", "0", "--run", "{run}"], ["--scale"]),
     Case("--out inside a file", ["sample", "--label", "417", "--run", "{run}", "--out", "{clutter}/thesis.tex/s.png"],
          ["is a file, not a folder"]),
@@ -155,10 +165,10 @@ CASES = [
     # -- the manifest and run spec -------------------------------------------------------
     Case("manifest truncated (status)", ["status", "--run", "{run}"], ["manifest", "is unreadable"], setup="truncate_manifest"),
     Case("manifest truncated (launch)", ["launch", "--run", "{run}"], ["manifest", "is unreadable"], setup="truncate_manifest"),
-    Case("manifest of another schema", ["status", "--run", "{run}"], ["has schema version ? with columns", "reads versions 1-5"],
+    Case("manifest of another schema", ["status", "--run", "{run}"], ["has schema version ? with columns", "reads versions 1-6"],
          setup="foreign_manifest"),
     Case("manifest of a newer release", ["status", "--run", "{run}"],
-         ["has schema version 99, newer than this acgan-ensemble reads (1-5)", "upgrade acgan-ensemble"],
+         ["has schema version 99, newer than this acgan-ensemble reads (1-6)", "upgrade acgan-ensemble"],
          setup="newer_manifest"),
     Case("evaluation table of a newer release", ["status", "--run", "{run}"],
          ["evaluation table", "has schema version 99, newer than this acgan-ensemble reads (1-2)"],
@@ -333,64 +343,6 @@ def test_bad_input_gets_one_line_and_leaves_the_run_alone(tmp_path, trained_run,
     after = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
     assert after == before  # nothing written, changed or removed; no marker from pickled code
     assert not list(tmp_path.glob("pwned-*"))
-
-
-LAUNCH_OPTIONS = {"--splits": ("splits", int), "--steps": ("steps", int), "--batch-size": ("batch_size", int),
-                  "--seed": ("seed", int), "--checkpoint-every": ("checkpoint_every", int), "--preset": ("preset", str),
-                  "--data": ("data", str), "--address": ("address", str), "--gpus-per-split": ("gpus_per_split", float),
-                  "--cpus-per-split": ("cpus_per_split", float), "--quality-retries": ("quality_retries", int)}  # fmt: skip
-"""`ensemble launch`'s options with a value, as `ensemble.launch`'s keyword arguments."""
-
-
-def api_call(args: list[str]):
-    """The Python API's call for a `sample`, `export` or `launch` case (a function to call), or
-    None for a case about what only the CLI has (other commands, PNG files, --scale)."""
-    if args[0] == "launch":
-        return _api_launch(args[1:])
-    if args[0] not in ("sample", "export") or {"--scale"} & set(args) or args[0] == "sample" and "--out" in args:
-        return None
-    options = dict(zip(args[1::2], args[2::2]))  # the rest are option-value pairs
-    if len(options) * 2 != len(args) - 1 or "--run" not in options:
-        return None
-    if args[0] == "export":
-        return lambda: ensemble.open(options["--run"]).export(options["--out"], options.get("--checkpoint", "best"))
-    if "--label" not in options:
-        return None
-    return lambda: ensemble.open(options["--run"]).sample(options["--label"], n=int(options.get("--n", 16)),
-                                                          seed=int(options.get("--seed", 0)),
-                                                          checkpoint=options.get("--checkpoint", "best"))  # fmt: skip
-
-
-def _api_launch(args: list[str]):
-    from ensemble.planning import parse_split_ids
-    from ensemble.run_spec import parse_overrides
-
-    kwargs, sets, run = {}, [], "ensemble-run"
-    while args:
-        name = args.pop(0)
-        if name in ("--guard", "--no-guard"):
-            kwargs["guard"] = name == "--guard"
-        elif not args:
-            return None
-        elif name == "--run":
-            run = args.pop(0)
-        elif name == "--set":
-            sets.append(args.pop(0))
-        elif name == "--only":
-            kwargs["only"] = args.pop(0)
-        elif name in LAUNCH_OPTIONS:
-            key, kind = LAUNCH_OPTIONS[name]
-            kwargs[key] = (kind, args.pop(0))
-        else:
-            return None
-
-    def call():
-        converted = {k: v[0](v[1]) if isinstance(v, tuple) else v for k, v in kwargs.items()}
-        if "only" in converted:
-            converted["only"] = parse_split_ids(converted["only"])
-        return ensemble.launch(run, overrides=parse_overrides(tuple(sets)), **converted)
-
-    return call
 
 
 def test_the_api_is_asked_the_sample_export_and_launch_cases():

@@ -101,6 +101,8 @@ def test_many_labels_in_one_request_come_back_in_the_order_asked(served):
     ("/v1/samples", b"not json", 422, "the body is not JSON"),
     ("/v1/samples", b'{"labels": []}', 422, "non-empty list `labels`"),
     ("/v1/samples", b'{"labels": [417], "n": "4"}', 422, "n and seed must be integers"),
+    ("/v1/sample?label=417&seed=-1", None, 422, "seed must be between 0 and 9223372036854775807, got -1"),
+    ("/v1/samples", json.dumps({"labels": [417], "seed": 2**64}).encode(), 422, "seed must be between 0 and"),
     ("/v1/samples", json.dumps({"labels": [417] * 5, "n": 256}).encode(), 422, "at most 1024 per request"),
     ("/v1/samples", json.dumps({"labels": ["x" * 70_000]}).encode(), 413, "at most 65536"),
     ("/v1/nothing", None, 404, "Not Found"),
@@ -201,6 +203,24 @@ def test_a_port_in_use_is_refused_in_one_line_before_a_cluster_starts(tmp_path):
         port = taken.getsockname()[1]
         busy = invoke("serve", "--run", tmp_path / "run", "--port", str(port))
     assert_one_line_error(busy, f"cannot listen on 127.0.0.1:{port}", "pass another --port")
+
+
+def test_serve_on_a_shared_cluster_leaves_the_other_application_alone(served, tmp_path):
+    """`ensemble serve --address` of a cluster where another application holds the route it
+    needs: refused in one line, and the other application (the fixture's) still answers: the
+    command deletes only what it deployed, never `serve.shutdown()` on a cluster it shares."""
+    import ray
+
+    run, base = served
+    address = ray.get_runtime_context().gcs_address
+    done = subprocess.run([*installed_command(), "serve", "--run", str(run), "--address", address,
+                           "--port", str(free_port())], capture_output=True, text=True, timeout=300)  # fmt: skip
+    lines = [line for line in done.stderr.splitlines() if line.startswith("Error:")]
+    assert done.returncode == 1 and len(lines) == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert f"cannot deploy on the Ray cluster at {address}" in lines[0] and "stop that application" in lines[0]
+    status, health = get_json(base, "/healthz")
+    assert status == 200 and health["ok"]
+    assert set(ray.serve.status().applications) == {"acgan-test"}
 
 
 @pytest.mark.faults  # kills a process and waits for Serve to replace it

@@ -21,6 +21,7 @@ from ensemble.serve.rules import (
     RequestError,
     b64_png,
     check_count,
+    check_seed_asked,
     served_generator,
     served_model,
 )
@@ -152,6 +153,7 @@ class Ingress:
         if format not in ("png", "json"):
             raise RequestError(422, f"format must be png or json, got {format!r}")
         check_count(n)
+        check_seed_asked(seed)
         route, model = self._route(label)
         images, step = (await self._sample({model: [(route, n, seed)]}))[(route.global_label, seed)]
         if format == "png":
@@ -179,6 +181,7 @@ class Ingress:
         if not all(isinstance(label, (int, str)) and not isinstance(label, bool) for label in labels):
             raise RequestError(422, "each label must be an index or a name")
         check_count(n, len(labels))
+        check_seed_asked(seed)
         routed = [self._route(str(label)) for label in labels]
         groups: dict = {}
         for route, model in routed:  # grouped by split: one call each, its labels together

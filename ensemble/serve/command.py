@@ -18,6 +18,7 @@ import sys
 
 from ensemble.errors import EnsembleError
 from ensemble.generators import check_checkpoint
+from manifests.errors import first_line
 from manifests.run_dir import RunDir
 
 
@@ -80,16 +81,41 @@ def serve_forever(run_dir: str, host: str, port: int, address: str | None, **opt
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
+    name = app_name(RunDir(run_dir).root)
     try:
         serve.start(http_options={"host": host, "port": port})
-        serve.run(app, name="acgan-ensemble", route_prefix="/", blocking=False)
-        print(f"Serving {run_dir} at http://{host}:{port}/ (API: /v1/classes, /v1/sample, /v1/samples; "
-              f"OpenAPI: /docs). Ctrl-C stops it.", flush=True)  # fmt: skip
+        try:
+            serve.run(app, name=name, route_prefix="/", blocking=False)
+        except Exception as exc:  # noqa: BLE001 - Serve's refusals (a taken route prefix) have no one class
+            raise EnsembleError(f"cannot deploy on {where}: {first_line(exc)}; stop that application or "
+                                f"serve on another cluster (--address)") from None  # fmt: skip
+        print(f"Serving {run_dir} at http://{host}:{port}/ as Serve application {name} (API: /v1/classes, "
+              f"/v1/sample, /v1/samples; OpenAPI: /docs). Ctrl-C stops it.", flush=True)  # fmt: skip
         while not stop.wait(0.5):
             pass
     finally:
-        import ray
+        _take_down(name, cluster.started_here)
 
+
+def app_name(run_root) -> str:
+    """This run's Serve application: one name per run, so that serving two runs on one cluster,
+    or stopping one, leaves the other alone."""
+    import hashlib
+
+    return f"acgan-ensemble-{hashlib.sha1(str(run_root).encode()).hexdigest()[:8]}"
+
+
+def _take_down(name: str, cluster_started_here: bool) -> None:
+    """Delete this command's application only: on a shared cluster the others' stay. Serve itself
+    goes when nothing else is left on it, and the cluster when this process started it."""
+    import ray
+    from ray import serve
+
+    if cluster_started_here:
         serve.shutdown()
-        if cluster.started_here:
-            ray.shutdown()
+        ray.shutdown()
+        return
+    if name in serve.status().applications:  # also what a deploy that failed half-way left
+        serve.delete(name)
+    if not serve.status().applications:
+        serve.shutdown()

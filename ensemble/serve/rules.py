@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from ensemble.errors import EnsembleError
 from ensemble.routing import Route, Router
-from ensemble.generators import generator_path
+from ensemble.generators import MAX_SEED, generator_path
 from manifests.run_dir import RunDir
 from manifests.tables.manifest import SplitRecord
 
@@ -85,6 +85,12 @@ class ManifestView:
             return self.current().resolve(label)
         except EnsembleError as exc:
             raise RequestError(404, str(exc)) from None
+
+
+def check_seed_asked(seed: int) -> None:
+    """A request's seed: what torch and the JSON answer can hold (`ensemble sample`'s range)."""
+    if not 0 <= seed <= MAX_SEED:
+        raise RequestError(422, f"seed must be between 0 and {MAX_SEED}, got {seed}")
 
 
 def check_count(n: int, labels: int = 1) -> None:
