@@ -98,6 +98,16 @@ def check_positive(name: str, value: int | None) -> None:
         raise EnsembleError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
 
 
+MAX_RUN_SEED = 2**32 - 1
+"""A run's seed: each split's seeds derive from it (tasks.base_seed, times 1,000,003 plus a
+stride per quality retry) and must stay within the manifest's int64 and torch's seeds."""
+
+
+def check_seed(value: int | None) -> None:
+    if value is not None and not 0 <= value <= MAX_RUN_SEED:
+        raise EnsembleError(f"--seed must be between 0 and {MAX_RUN_SEED}, got {value}")
+
+
 def new_spec(*, data: str | None, splits: int | None, num_classes: int, steps: int | None,
              batch_size: int | None, seed: int | None, checkpoint_every: int | None,
              preset: str | None = None, overrides: dict | None = None, guard: bool | None = None) -> RunSpec:  # fmt: skip

@@ -28,7 +28,7 @@ from ensemble.launching.drive import Launch, stop_signals
 from ensemble.launching.listener import LaunchListener
 from ensemble.launching.tasks import add_retry, job_for, plan_seeds, train_split_task
 from ensemble.planning import plan_splits, splits_named
-from ensemble.run_spec import RunSpec, check_positive, check_relaunch, new_spec
+from ensemble.run_spec import RunSpec, check_positive, check_relaunch, check_seed, new_spec
 from manifests.locks.holder import LaunchLockedError, refusal
 from manifests.locks.launch_lock import live_launch, lock_for
 from manifests.run_dir import RunDir, storage_errors, training_states
@@ -83,6 +83,7 @@ def _prepare(request: LaunchRequest, run: RunDir) -> tuple[RunSpec, list[SplitRe
     """The run's spec and manifest rows, from disk or newly planned. Writes nothing."""
     for name in ("splits", "steps", "batch_size", "checkpoint_every"):
         check_positive(name, getattr(request, name))
+    check_seed(request.seed)  # before anything is written: an overflowing seed broke the manifest's first write
     given = {name: getattr(request, name)
              for name in ("data", "splits", "steps", "batch_size", "seed", "checkpoint_every", "preset", "overrides",
                           "guard")}  # fmt: skip
