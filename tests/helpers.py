@@ -111,8 +111,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def call(base: str, path: str, body: bytes | None = None, timeout: float = 60) -> tuple[int, str, bytes]:
-    request = urllib.request.Request(base + path, data=body, method="POST" if body is not None else "GET")
+def call(base: str, path: str, body: bytes | None = None, timeout: float = 60,
+         headers: dict | None = None) -> tuple[int, str, bytes]:  # fmt: skip
+    request = urllib.request.Request(base + path, data=body, method="POST" if body is not None else "GET",
+                                     headers=headers or {})  # fmt: skip
     try:
         with urllib.request.urlopen(request, timeout=timeout) as answer:
             return answer.status, answer.headers.get("content-type", ""), answer.read()

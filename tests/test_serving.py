@@ -205,6 +205,27 @@ def test_a_port_in_use_is_refused_in_one_line_before_a_cluster_starts(tmp_path):
     assert_one_line_error(busy, f"cannot listen on 127.0.0.1:{port}", "pass another --port")
 
 
+def test_a_request_for_another_host_is_refused_dns_rebinding(served):
+    """Served on 127.0.0.1: a page whose DNS name rebinds to 127.0.0.1 sends its own name as
+    Host, and is refused; loopback names (with or without a port) are answered."""
+    _, base = served
+    port = base.rsplit(":", 1)[1]
+    for host in ("evil.example", f"evil.example:{port}", "10.0.0.7"):
+        status, kind, data = call(base, "/v1/classes", headers={"Host": host})
+        assert status == 421 and kind.startswith("application/json"), (host, status, data[:200])
+        assert "answers requests for 127.0.0.1 only" in json.loads(data)["error"]
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}", "localhost", f"[::1]:{port}"):
+        assert call(base, "/healthz", headers={"Host": host})[0] == 200, host
+
+
+def test_the_host_rule_answers_loopback_names_on_loopback_and_anything_when_exposed():
+    from ensemble.serve.rules import host_allowed
+
+    assert host_allowed("LOCALHOST:8000", "127.0.0.1") and host_allowed("[::1]", "localhost") and host_allowed(None, "::1")
+    assert not host_allowed("127.0.0.1.evil.example", "127.0.0.1") and not host_allowed("10.1.2.3:80", "localhost")
+    assert host_allowed("anything.example", "0.0.0.0") and host_allowed("10.1.2.3:80", "10.1.2.3")
+
+
 def test_serve_on_a_shared_cluster_leaves_the_other_application_alone(served, tmp_path):
     """`ensemble serve --address` of a cluster where another application holds the route it
     needs: refused in one line, and the other application (the fixture's) still answers: the

@@ -22,6 +22,7 @@ from ensemble.serve.rules import (
     b64_png,
     check_count,
     check_seed_asked,
+    host_allowed,
     served_generator,
     served_model,
 )
@@ -98,7 +99,8 @@ def generators(models_per_replica: int):
 @serve.deployment(name="Ingress")
 @serve.ingress(api)
 class Ingress:
-    def __init__(self, generators, run_dir: str, checkpoint: str):
+    def __init__(self, generators, run_dir: str, checkpoint: str, host: str = "127.0.0.1"):
+        self.host = host
         self.generators = generators
         self.manifest = ManifestView(run_dir)
         self.checkpoint = checkpoint
@@ -128,16 +130,24 @@ class Ingress:
             raise RequestError(500, f"cannot sample split(s) {sorted(m.split for m in groups)}: {detail[:400]}") from None
         return dict(pair for result in done for pair in result)
 
+    def _check_host(self, request: Request) -> None:
+        """A request naming another host is refused (rules.host_allowed: DNS rebinding)."""
+        header = request.headers.get("host")
+        if not host_allowed(header, self.host):
+            raise RequestError(421, f"this server answers requests for {self.host} only, not for host {header[:100]!r}")
+
     def _route(self, label: str):
         route = self.manifest.resolve(label)
         return route, served_model(route, self.checkpoint)
 
     @api.get("/healthz")
-    async def healthz(self) -> dict:
+    async def healthz(self, request: Request) -> dict:
+        self._check_host(request)
         return {"ok": True, "classes": self.manifest.current().num_classes}
 
     @api.get("/v1/classes")
-    async def classes(self) -> dict:
+    async def classes(self, request: Request) -> dict:
+        self._check_host(request)
         rows = []
         for record in self.manifest.current().records:
             model = served_generator(record, self.checkpoint)
@@ -149,7 +159,8 @@ class Ingress:
         return {"classes": rows}
 
     @api.get("/v1/sample")
-    async def sample(self, label: str, n: int = 16, seed: int = 0, format: str = "png"):
+    async def sample(self, request: Request, label: str, n: int = 16, seed: int = 0, format: str = "png"):
+        self._check_host(request)
         if format not in ("png", "json"):
             raise RequestError(422, f"format must be png or json, got {format!r}")
         check_count(n)
@@ -165,6 +176,7 @@ class Ingress:
 
     @api.post("/v1/samples")
     async def samples(self, request: Request):
+        self._check_host(request)
         body = await request.body()
         if len(body) > MAX_BODY_BYTES:
             raise RequestError(413, f"the body is {len(body)} bytes; at most {MAX_BODY_BYTES}")
@@ -202,5 +214,6 @@ class Ingress:
                 "seed": seed, "images": [b64_png(image) for image in images]}  # fmt: skip
 
     @api.get("/", response_class=HTMLResponse)
-    async def gallery(self) -> str:
+    async def gallery(self, request: Request) -> str:
+        self._check_host(request)
         return GALLERY.replace("__MAX__", str(MAX_PER_LABEL))

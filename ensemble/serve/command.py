@@ -23,7 +23,7 @@ from manifests.run_dir import RunDir
 
 
 def build_app(run_dir: str, checkpoint: str = "best", replicas: int = 1, models_per_replica: int = 8,
-              gpus_per_replica: float = 0.0, cpus_per_replica: float = 1.0):  # fmt: skip
+              gpus_per_replica: float = 0.0, cpus_per_replica: float = 1.0, host: str = "127.0.0.1"):  # fmt: skip
     """The Serve application (ingress bound to the generators), checked against the run first."""
     if replicas < 1:
         raise EnsembleError(f"--replicas must be at least 1, got {replicas}")
@@ -46,7 +46,7 @@ def build_app(run_dir: str, checkpoint: str = "best", replicas: int = 1, models_
     )  # fmt: skip
     absolute = str(run.root) if not run.root.is_local else os.path.abspath(str(run.root))
     ingress = Ingress.options(ray_actor_options={"num_cpus": 0}, max_ongoing_requests=256)
-    return ingress.bind(replica.bind(absolute), absolute, checkpoint)
+    return ingress.bind(replica.bind(absolute), absolute, checkpoint, host)
 
 
 def check_port(host: str, port: int) -> None:
@@ -73,7 +73,7 @@ def serve_forever(run_dir: str, host: str, port: int, address: str | None, **opt
 
     if not 1 <= port <= 65535:
         raise EnsembleError(f"--port must be between 1 and 65535, got {port}")
-    app = build_app(run_dir, **options)  # every check of the options and the run, then the port's
+    app = build_app(run_dir, host=host, **options)  # every check of the options and the run, then the port's
     check_port(host, port)
     cluster = connect(address)
     where = "a new local Ray cluster" if cluster.started_here else f"the Ray cluster at {cluster.address}"

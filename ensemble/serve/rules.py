@@ -87,6 +87,20 @@ class ManifestView:
             raise RequestError(404, str(exc)) from None
 
 
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def host_allowed(header: str | None, bound: str) -> bool:
+    """Whether a request's Host header names this server. On a loopback address only loopback
+    names are answered, so that a web page whose DNS name rebinds to 127.0.0.1 cannot read the
+    API from a browser (DNS rebinding); bound to 0.0.0.0 or ::, it was exposed on purpose."""
+    if bound in ("0.0.0.0", "::") or not header:
+        return True
+    name = header.strip().lower()
+    name = name[1 : name.index("]")] if name.startswith("[") and "]" in name else name.rsplit(":", 1)[0]
+    return name in (LOOPBACK if bound in LOOPBACK else (bound.lower(),))
+
+
 def check_seed_asked(seed: int) -> None:
     """A request's seed: what torch and the JSON answer can hold (`ensemble sample`'s range)."""
     if not 0 <= seed <= MAX_SEED:
