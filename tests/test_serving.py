@@ -226,6 +226,18 @@ def test_the_host_rule_answers_loopback_names_on_loopback_and_anything_when_expo
     assert host_allowed("anything.example", "0.0.0.0") and host_allowed("10.1.2.3:80", "10.1.2.3")
 
 
+def test_serve_asking_for_gpus_on_a_cluster_without_them_is_refused_instead_of_hanging(tmp_path):
+    """Ray would queue the replicas forever; the command says so in one line (as launch does)."""
+    from tests.helpers import planned_run
+
+    planned_run(tmp_path / "run")
+    done = subprocess.run([*installed_command(), "serve", "--run", str(tmp_path / "run"), "--gpus-per-replica", "1",
+                           "--port", str(free_port())], capture_output=True, text=True, timeout=180)  # fmt: skip
+    lines = [line for line in done.stderr.splitlines() if line.startswith("Error:")]
+    assert done.returncode == 1 and len(lines) == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert "--gpus-per-replica 1 asks for GPUs, but the Ray cluster has none" in lines[0]
+
+
 def test_serve_on_a_shared_cluster_leaves_the_other_application_alone(served, tmp_path):
     """`ensemble serve --address` of a cluster where another application holds the route it
     needs: refused in one line, and the other application (the fixture's) still answers: the

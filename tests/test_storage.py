@@ -58,7 +58,9 @@ def test_local_paths_and_file_uris_stay_local_and_s3_uris_keep_their_text(tmp_pa
 
 @pytest.mark.parametrize("uri, fragments", [
     ("s3://key:secret@bucket/run", ("credentials in the URI are refused", "AWS_ACCESS_KEY_ID")),
-    ("s3://bucket/run?endpoint_override=x", ("options in the URI are not accepted", "AWS_ENDPOINT_URL")),
+    ("s3://bucket/run?endpoint_override=x", ("s3://bucket/run?...: options in the URI are not accepted", "AWS_ENDPOINT_URL")),
+    ("s3://bucket/run?secret_key=secret", ("s3://bucket/run?...: options in the URI are not accepted",)),
+    ("s3://bucket/run#secret", ("s3://bucket/run?...: options in the URI are not accepted",)),
     ("nosuchfs://bucket/run", ("cannot open nosuchfs://bucket/run", "Unrecognized filesystem")),
 ])  # fmt: skip
 def test_a_bad_uri_is_refused_in_one_line_without_the_secret(uri, fragments):
@@ -67,6 +69,14 @@ def test_a_bad_uri_is_refused_in_one_line_without_the_secret(uri, fragments):
     for fragment in fragments:
         assert fragment in str(refused.value)
     assert "secret" not in str(refused.value).replace("secret@", "") and "key:" not in str(refused.value)
+
+
+def test_data_with_credentials_is_refused_without_printing_them(tmp_path):
+    """`--data` names the URI in its message too: without its user:password@ (issue 21)."""
+    result = invoke("launch", "--data", "s3://AKIAKEY:SECRETXYZ@bucket/x", "--run", tmp_path / "run")
+    assert_one_line_error(result, "--data s3://bucket/x:", "credentials in the URI are refused")
+    assert "SECRETXYZ" not in result.output and "AKIAKEY" not in result.output
+    assert not (tmp_path / "run").exists()
 
 
 def test_versions_on_s3_are_new_keys_named_by_a_pointer_and_the_rest_is_pruned(s3_prefix):

@@ -76,6 +76,14 @@ def serve_forever(run_dir: str, host: str, port: int, address: str | None, **opt
     app = build_app(run_dir, host=host, **options)  # every check of the options and the run, then the port's
     check_port(host, port)
     cluster = connect(address)
+    gpus = options.get("gpus_per_replica", 0.0)
+    if gpus > 0 and cluster.num_gpus == 0:  # Ray would queue the replicas forever, and serve would wait on them
+        if cluster.started_here:
+            import ray
+
+            ray.shutdown()
+        raise EnsembleError(f"--gpus-per-replica {gpus:g} asks for GPUs, but the Ray cluster has none; pass "
+                            f"--gpus-per-replica 0, or --address of a cluster with GPUs")  # fmt: skip
     where = "a new local Ray cluster" if cluster.started_here else f"the Ray cluster at {cluster.address}"
     print(f"Deploying on {where} ...", file=sys.stderr, flush=True)  # a first answer: this takes seconds
     stop = threading.Event()

@@ -40,6 +40,20 @@ def is_uri(text: str) -> bool:
     return len(scheme) > 1 and "://" in str(text)
 
 
+def redacted(where: "str | os.PathLike | Location") -> str:
+    """A path or URI as a message may show it: a URI loses what may hold a credential (its
+    user:password@ and its ?query), so that no error or log ever prints a secret back."""
+    text = str(where) if isinstance(where, Location) else os.fspath(where)
+    if not is_uri(text):
+        return text
+    parts = urlsplit(text)
+    host = parts.hostname or ""
+    if parts.port:
+        host += f":{parts.port}"
+    hidden = "?..." if parts.query or parts.fragment else ""
+    return f"{parts.scheme}://{host}{parts.path}{hidden}"
+
+
 def location(where: "str | os.PathLike | Location") -> "Location":
     """A Location for a local path or a storage URI (file:// URIs are local paths)."""
     if isinstance(where, Location):
@@ -58,7 +72,8 @@ def location(where: "str | os.PathLike | Location") -> "Location":
         )
     if parts.query or parts.fragment:
         raise StorageError(
-            f"{text}: options in the URI are not accepted; set AWS_ENDPOINT_URL and AWS_DEFAULT_REGION instead"
+            f"{redacted(text)}: options in the URI are not accepted (nor shown: they may hold credentials); set "
+            f"AWS_ENDPOINT_URL and AWS_DEFAULT_REGION instead"
         )
     filesystem, path = filesystem_of(parts.scheme, parts.netloc, text)
     kind = S3Location if parts.scheme == "s3" else ObjectLocation

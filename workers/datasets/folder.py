@@ -19,7 +19,7 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 
 from manifests.errors import first_line
-from manifests.storage import Entry, Location, StorageError, location
+from manifests.storage import Entry, Location, StorageError, location, redacted
 from workers.datasets.cache import fingerprint_files
 from workers.datasets.errors import DatasetError
 from workers.datasets.loaded import LoadedImages
@@ -55,7 +55,7 @@ class ImageFolderDataset:
             self.root = location(root)
             self._open()
         except StorageError as exc:
-            raise DatasetError(f"--data {root}: {exc}") from None
+            raise DatasetError(f"--data {redacted(root)}: {exc}") from None
         except OSError as exc:
             raise DatasetError(f"cannot list the data folder {root}: {first_line(exc, 300)}") from None
 
