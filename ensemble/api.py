@@ -18,7 +18,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from ensemble.errors import EnsembleError
-from ensemble.generators import GeneratorCache, check_checkpoint, check_count, check_seed, run_generator
+from ensemble.generators import (
+    GeneratorCache,
+    LoadedGenerator,
+    check_checkpoint,
+    check_count,
+    check_seed,
+    images_of_labels,
+    run_generator,
+)
 from ensemble.routing import Route, Router
 from manifests.errors import UserError
 from manifests.run_dir import RunDir
@@ -124,24 +132,14 @@ class Run:
         >>> run.sample(["417", "violet bar on maroon window"], n=2).shape  # doctest: +SKIP
         torch.Size([4, 3, 32, 32])
         """
-        labels = [label] if isinstance(label, (int, str)) else list(label)
-        if not labels:
-            raise EnsembleError("no label given; pass a label or a list of them")
-        parts = [self.sample_route(one, n, seed, checkpoint).images for one in labels]
-        if len(parts) == 1:
-            return parts[0]
-        import torch
-
-        return torch.cat(parts)
+        return images_of_labels(label, lambda one: self.sample_route(one, n, seed, checkpoint).images)
 
     @_as_ensemble_errors
     def sample_route(self, label: Label, n: int = 16, seed: int = 0, checkpoint: str = "best") -> Sampled:
         """`sample` of one label, with its route, the generator's step and kind (best/latest)."""
         check_count(n)
         check_seed(seed)
-        check_checkpoint(checkpoint)
-        route = self.route(label)
-        loaded = run_generator(GENERATORS, self._dir, route.record, checkpoint, route.global_label)
+        route, loaded = self._loaded(label, checkpoint)
         from workers.images import generate
 
         images = generate(loaded.generator, route.local_label, n, seed)
@@ -167,10 +165,14 @@ class Run:
         >>> G(z, torch.full((8,), local)).shape               # doctest: +SKIP
         torch.Size([8, 3, 32, 32])
         """
+        route, loaded = self._loaded(label, checkpoint)
+        return loaded.generator, route.local_label
+
+    def _loaded(self, label: Label, checkpoint: str) -> tuple[Route, LoadedGenerator]:
+        """The label's route and its split's generator (checkpoint checked before the label)."""
         check_checkpoint(checkpoint)
         route = self._router.resolve(label)
-        loaded = run_generator(GENERATORS, self._dir, route.record, checkpoint, route.global_label)
-        return loaded.generator, route.local_label
+        return route, run_generator(GENERATORS, self._dir, route.record, checkpoint, route.global_label)
 
     @_as_ensemble_errors
     def evaluation(self) -> pd.DataFrame | None:

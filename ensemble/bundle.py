@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, Sequence
 
 from ensemble.errors import EnsembleError
-from ensemble.generators import GeneratorCache, check_count, check_seed
+from ensemble.generators import GeneratorCache, check_count, check_seed, images_of_labels
 from ensemble.routing import Router
 
 if TYPE_CHECKING:
@@ -37,6 +37,7 @@ class Run(Protocol):
     records: list
 
     def location(self, path: str): ...
+
 
 BUNDLE_FORMAT = "acgan-ensemble/bundle"
 BUNDLE_VERSION = 1
@@ -62,7 +63,7 @@ class BundleSplit:
 
 def export_run(run: Run, out: str | os.PathLike, checkpoint: str = "best") -> dict:
     """Write `run`'s generators as a bundle at `out` (a new or empty local folder); returns bundle.json's content."""
-    from ensemble.generators import check_checkpoint, generator_path
+    from ensemble.generators import check_checkpoint, generator_path, generator_step
 
     check_checkpoint(checkpoint)
     out = Path(out)
@@ -77,9 +78,9 @@ def export_run(run: Run, out: str | os.PathLike, checkpoint: str = "best") -> di
             entry = BundleSplit(record.split, list(record.classes), list(record.class_names), list(record.class_ids),
                                 record.status, flags=[dict(f) for f in record.flags])  # fmt: skip
             if path:
-                entry.file, entry.kind = _copy_generator(run, path, record.split, staging)
+                entry.file, entry.kind = _copy_generator(run, path, record.split, staging), kind
                 entry.bytes = (staging / entry.file).stat().st_size
-                entry.step = record.best_step if kind == "best" else record.checkpoint_step
+                entry.step = generator_step(record, kind)
             splits.append(entry)
         document = _document(run, splits, checkpoint)
         (staging / BUNDLE_FILE).write_text(json.dumps(document, indent=1) + "\n")
@@ -94,24 +95,33 @@ def export_run(run: Run, out: str | os.PathLike, checkpoint: str = "best") -> di
     return document
 
 
-def _copy_generator(run: Run, path: str, split: int, staging: Path) -> tuple[str, str]:
+def _copy_generator(run: Run, path: str, split: int, staging: Path) -> str:
+    """Copy a split's generator (weights and JSON) into the bundle; returns the weights' name there."""
+    from workers.checkpoints import info_path_of  # exporting reads a run: its storage layer is there
+
     source = run.location(path)
-    name = f"generators/split-{split:03d}"
+    file = f"generators/split-{split:03d}.safetensors"
     try:
-        (staging / f"{name}.safetensors").write_bytes(source.read_bytes())
-        info = source.parent / (source.name.rsplit(".", 1)[0] + ".json")
-        (staging / f"{name}.json").write_bytes(info.read_bytes())
+        (staging / file).write_bytes(source.read_bytes())
+        (staging / _info_file(file)).write_bytes(info_path_of(source).read_bytes())
     except FileNotFoundError as exc:
         raise EnsembleError(f"split {split}'s generator file {exc.filename or source} is missing; "
                             f"relaunch the run to write it again") from None  # fmt: skip
-    return f"{name}.safetensors", "best" if ".best." in path else "latest"
+    return file
+
+
+def _info_file(weights_file: str) -> str:
+    """generators/split-041.safetensors -> generators/split-041.json"""
+    return weights_file.removesuffix(".safetensors") + ".json"
 
 
 def _document(run: Run, splits: list[BundleSplit], checkpoint: str) -> dict:
     from dataclasses import asdict
 
+    from manifests.tables.manifest import Status
+
     missing = [s.split for s in splits if s.file is None]
-    unfinished = [s.split for s in splits if s.status not in ("succeeded", "flagged")]
+    unfinished = [s.split for s in splits if s.status not in Status.FINISHED]
     flagged = [{"split": s.split, **f} for s in splits for f in s.flags]
     return {"format": BUNDLE_FORMAT, "version": BUNDLE_VERSION, "run": run.uri, "checkpoint": checkpoint,
             "splits": [asdict(s) for s in splits], "without_generator": missing, "unfinished": unfinished,
@@ -174,16 +184,9 @@ class Bundle:
         """As Run.sample: `n` images of each label, uint8 N x 3 x H x W, the run's images for the same seed."""
         check_count(n)
         check_seed(seed)
-        import torch
-
         from workers.images import generate
 
-        labels = [label] if isinstance(label, (int, str)) else list(label)
-        parts = []
-        for one in labels:
-            generator, local = self.generator(one)
-            parts.append(generate(generator, local, n, seed))
-        return parts[0] if len(parts) == 1 else torch.cat(parts)
+        return images_of_labels(label, lambda one: generate(*self.generator(one), n, seed))
 
 
 def load_bundle(folder: str | os.PathLike) -> Bundle:
@@ -219,7 +222,7 @@ def _check_file(folder: Path, split: BundleSplit) -> None:
     if split.file is None:
         return
     path = folder / split.file
-    if not path.is_file() or not (folder / split.file.replace(".safetensors", ".json")).is_file():
+    if not path.is_file() or not (folder / _info_file(split.file)).is_file():
         raise EnsembleError(f"{path} (split {split.split}) is missing from the bundle; export the run again")
     if path.stat().st_size != split.bytes:
         raise EnsembleError(f"{path} (split {split.split}) is {path.stat().st_size} bytes where the bundle "
@@ -231,7 +234,7 @@ def _load(folder: Path, split: BundleSplit):
 
     path = folder / split.file
     try:
-        document = json.loads((folder / split.file.replace(".safetensors", ".json")).read_text())
+        document = json.loads((folder / _info_file(split.file)).read_text())
         generator, info = generator_from(document, path.read_bytes())
     except (OSError, ValueError) as exc:
         reason = str(exc) if isinstance(exc, GeneratorFileError) else f"is unreadable ({exc})"

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Callable, Hashable, TypeVar
 from ensemble.errors import EnsembleError
 
 if TYPE_CHECKING:
+    import torch
+
     from manifests.run_dir import RunDir
     from manifests.tables.manifest import SplitRecord
     from workers.checkpoints import GeneratorInfo
@@ -56,6 +58,25 @@ def generator_path(record: SplitRecord, checkpoint: str) -> tuple[str | None, st
     if checkpoint == "best" and record.best_checkpoint:
         return record.best_checkpoint, "best"
     return record.checkpoint, "latest"
+
+
+def generator_step(record: SplitRecord, kind: str) -> int | None:
+    """The training step of a split's `best` or `latest` generator, as the manifest records it."""
+    return record.best_step if kind == "best" else record.checkpoint_step
+
+
+def images_of_labels(label, images_of: Callable[[object], torch.Tensor]) -> torch.Tensor:
+    """`images_of(label)` for one label, or for each label of a list, concatenated in its order
+    (Run.sample and Bundle.sample take either)."""
+    labels = [label] if isinstance(label, (int, str)) else list(label)
+    if not labels:
+        raise EnsembleError("no label given; pass a label or a list of them")
+    parts = [images_of(one) for one in labels]
+    if len(parts) == 1:
+        return parts[0]
+    import torch
+
+    return torch.cat(parts)
 
 
 @dataclass(frozen=True)
@@ -105,7 +126,7 @@ def run_generator(cache: GeneratorCache, run: RunDir, record: SplitRecord, check
             f"split {record.split} (label {label}) has no checkpoint yet (status: {record.status}); "
             f"run `ensemble launch --run {run.root}` and sample once it has checkpointed"
         )
-    key = (str(run.root / path), record.best_step if kind == "best" else record.checkpoint_step)
+    key = (str(run.root / path), generator_step(record, kind))
     return cache.get(key, lambda: _load(run, record, path, kind))
 
 

@@ -153,6 +153,8 @@ print(type(generator).__name__, local)
     assert torch.equal(torch.load(tmp_path / "images.pt"), expected)
     with pytest.raises(ensemble.EnsembleError, match=r"split 0 \(label 3\) had no generator when"):
         ensemble.load_bundle(out).sample(3)
+    with pytest.raises(ensemble.EnsembleError, match="no label given"):  # as Run.sample([]) says
+        ensemble.load_bundle(out).sample([])
 
 
 def _break(out: Path, how: str) -> None:

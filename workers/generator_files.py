@@ -32,7 +32,6 @@ class GeneratorInfo:
     """The guard's scores of this generator (best checkpoints): seed, score, per-class figures."""
 
 
-
 def safetensors_metadata(data: bytes) -> dict:
     """The __metadata__ of a safetensors file's bytes: an 8-byte little-endian header length,
     then the JSON header (the format's specification)."""

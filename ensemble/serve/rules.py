@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from ensemble.errors import EnsembleError
 from ensemble.routing import Route, Router
-from ensemble.generators import MAX_SEED, generator_path
+from ensemble.generators import MAX_SEED, generator_path, generator_step
 from manifests.run_dir import RunDir
 from manifests.tables.manifest import SplitRecord
 
@@ -49,8 +49,7 @@ def served_generator(record: SplitRecord, checkpoint: str) -> ServedModel | None
     path, kind = generator_path(record, checkpoint)
     if not path:
         return None
-    step = record.best_step if kind == "best" else record.checkpoint_step
-    return ServedModel(record.split, path, kind, int(step or 0))
+    return ServedModel(record.split, path, kind, int(generator_step(record, kind) or 0))
 
 
 def served_model(route: Route, checkpoint: str) -> ServedModel:
