@@ -221,7 +221,8 @@ def evaluate(run_dir: str, only, samples: int, checkpoint: str, classifier_weigh
 
     Per class: accuracy of the split's own real-data classifier on generated samples (and on
     held-out real images), MS-SSIM of random same-class pairs (generated and real), diversity
-    (generated spread / real spread), distance to the nearest training image, and FID / KID
+    (generated spread / real spread), distinctness (the share of real images with a sample nearby),
+    distance to the nearest training image, and FID / KID
     in the classifier's feature space. Writes RUN/evaluation.parquet; `ensemble status` then
     shows how many classes of each split pass.
 
@@ -249,7 +250,8 @@ def evaluate(run_dir: str, only, samples: int, checkpoint: str, classifier_weigh
     for row in flagged[:20]:
         click.echo(f"  {row['label']} ({row['name']}), split {row['split']}: {row['verdict']} - accuracy "
                    f"{row['accuracy']:.2f} (real {_maybe(row['real_accuracy'])}), MS-SSIM {_maybe(row['ms_ssim'])} "
-                   f"(real {_maybe(row['real_ms_ssim'])}), diversity {row['diversity']:.2f}")  # fmt: skip
+                   f"(real {_maybe(row['real_ms_ssim'])}), diversity {row['diversity']:.2f}, "
+                   f"distinctness {_maybe(row['distinctness'])}")  # fmt: skip
     if len(flagged) > 20:
         click.echo(f"  ... and {len(flagged) - 20} more (ensemble evaluate --json)")
 

@@ -35,7 +35,7 @@ def test_help_and_status_import_neither_torch_nor_ray(tmp_path):
     # An evaluated run: status reads evaluation.parquet too, still without torch.
     write_evaluation(tmp_path / "run", [{
         "label": 417, "name": "violet bar on maroon window", "split": 41, "checkpoint": "best", "checkpoint_step": 400,
-        "samples": 100, "accuracy": 1.0, "real_accuracy": 1.0, "ms_ssim": 0.8, "real_ms_ssim": 0.8, "diversity": 0.9,
+        "samples": 100, "accuracy": 1.0, "real_accuracy": 1.0, "ms_ssim": 0.8, "real_ms_ssim": 0.8, "diversity": 0.9, "distinctness": 0.9,
         "fid": None, "split_fid": 2.0, "split_kid": 0.03, "novelty": 1.2, "imagenet_accuracy": None, "verdict": "ok",
     }])  # fmt: skip
     code = (

@@ -9,7 +9,7 @@ from workers.quality.evaluation import ClassEvaluation, evaluate_classes, verdic
 from workers.quality.measures import ms_ssim_scales
 from workers.quality.verdicts import COLLAPSED, DIVERSITY_FLOOR, LOW_ACCURACY, OK, guard_verdict
 from manifests.tables.evaluation import MEMORISED
-from workers.quality.yardstick import held_out_mask, load_or_train_yardstick, to_input
+from workers.quality.yardstick import GUARD_SAMPLES, held_out_mask, load_or_train_yardstick, to_input
 from workers.quality.measures import quality_score
 
 CPU = torch.device("cpu")
@@ -64,18 +64,42 @@ def test_the_guard_tells_a_collapsed_generator_from_a_healthy_one(split):
     data, yardstick, _ = split
     scores = {}
     for label in range(10):
-        real = to_input(_of(data, yardstick, label, held_out=False)[:32])
-        collapsed = real[:1].expand(32, -1, -1, -1)  # what a generator that ignores its noise makes
+        real = to_input(_of(data, yardstick, label, held_out=False)[:GUARD_SAMPLES])
+        collapsed = real[:1].expand(GUARD_SAMPLES, -1, -1, -1)  # what a generator that ignores its noise makes
         scores[label] = (yardstick.score(real, label), yardstick.score(collapsed, label))
-    for label, ((accuracy, diversity), (_, collapsed_diversity)) in scores.items():
-        assert guard_verdict(accuracy, yardstick.real_accuracy[label], diversity) == OK
-        assert diversity > 0.7 and collapsed_diversity < 0.01
-        assert guard_verdict(1.0, yardstick.real_accuracy[label], collapsed_diversity) == COLLAPSED
+    for label, (real, collapsed) in scores.items():
+        assert guard_verdict(real.accuracy, yardstick.real_accuracy[label], real.diversity, real.distinctness) == OK
+        assert real.diversity > 0.7 and collapsed.diversity < 0.01 and collapsed.distinctness < 0.2
+        assert guard_verdict(1.0, yardstick.real_accuracy[label], collapsed.diversity, collapsed.distinctness) == COLLAPSED
     wrong = to_input(_of(data, yardstick, 3, held_out=False)[:32])  # class 3's images, asked for class 0
-    accuracy, _ = yardstick.score(wrong, 0)
-    assert accuracy < 0.1 and guard_verdict(accuracy, yardstick.real_accuracy[0], 1.0) == LOW_ACCURACY
-    healthy = quality_score([s[0] for s in scores.values()])
-    assert healthy > quality_score([(a, d) for (a, _), (_, d) in scores.values()])
+    score = yardstick.score(wrong, 0)
+    assert score.accuracy < 0.1 and guard_verdict(score.accuracy, yardstick.real_accuracy[0], 1.0, 1.0) == LOW_ACCURACY
+    healthy = quality_score([real for real, _ in scores.values()])
+    assert healthy > quality_score([collapsed for _, collapsed in scores.values()])
+
+
+def test_partial_collapse_is_caught_where_new_real_images_pass(split):
+    """What bench/guard_calibration.py measures on four kinds of real images, here on the
+    built-in split: samples that vary less than half as much as the class, or repeat a few
+    pictures (however different those are), are collapsed; real images that are not the
+    guard's references are ok."""
+    data, yardstick, _ = split
+    generator = torch.Generator().manual_seed(0)
+    for label in range(10):
+        not_references = data.labels == label
+        not_references[yardstick.references[label]] = False
+        pool = data.images[not_references]
+        real = pool[torch.randperm(len(pool), generator=generator)[:GUARD_SAMPLES]]
+        mean = pool.float().mean(0, keepdim=True)
+        samples = {"real": real, "shrunk": (mean + 0.4 * (real.float() - mean)).round().to(torch.uint8)}
+        for k in (2, 4, 8):
+            copies = real[:k].repeat(GUARD_SAMPLES // k, 1, 1, 1).float()
+            samples[f"repeat-{k}"] = (copies + torch.randint(-3, 4, copies.shape, generator=generator)).clamp(0, 255).to(torch.uint8)
+        verdicts = {}
+        for name, images in samples.items():
+            s = yardstick.score(to_input(images), label)
+            verdicts[name] = guard_verdict(s.accuracy, yardstick.real_accuracy[label], s.diversity, s.distinctness)
+        assert verdicts == {"real": OK, **{name: COLLAPSED for name in samples if name != "real"}}, (label, verdicts)
 
 
 def test_evaluation_flags_collapse_and_memorisation_and_passes_new_images(split):

@@ -63,19 +63,19 @@ def test_an_evaluation_of_version_1_reads_with_class_ids_unknown_and_merges_with
     """Version 1 (no version recorded, no class_id): `status` and a later `evaluate --only`
     read it; the rows it had keep their values, the new ones have class ids."""
     old = [evaluation_row(410, 41), evaluation_row(411, 41, "collapsed"), evaluation_row(420, 42)]
-    v1_schema = pa.schema([f for f in EVALUATION_SCHEMA if f.name != "class_id"])
-    v1_rows = [{k: v for k, v in row.items() if k != "class_id"} for row in old]
+    v1_schema = pa.schema([f for f in EVALUATION_SCHEMA if f.name not in ("class_id", "distinctness")])
+    v1_rows = [{k: v for k, v in row.items() if k not in ("class_id", "distinctness")} for row in old]
     pq.write_table(pa.Table.from_pylist(v1_rows, schema=v1_schema), tmp_path / "evaluation.parquet")
 
     read = read_evaluation(tmp_path)
-    assert [r["class_id"] for r in read] == [None, None, None]
-    assert [{k: v for k, v in r.items() if k != "class_id"} for r in read] == v1_rows
+    assert [(r["class_id"], r["distinctness"]) for r in read] == [(None, None)] * 3  # versions 2 and 3 added them
+    assert [{k: v for k, v in r.items() if k not in ("class_id", "distinctness")} for r in read] == v1_rows
 
     write_evaluation(tmp_path, [evaluation_row(420, 42, "low-accuracy")])  # `evaluate --only 42` now
     after = read_evaluation(tmp_path)
     assert [(r["label"], r["class_id"], r["verdict"]) for r in after] == [
         (410, None, "ok"), (411, None, "collapsed"), (420, "n00000420", "low-accuracy")]  # fmt: skip
-    assert pq.read_schema(tmp_path / "evaluation.parquet").metadata[VERSION_KEY] == b"2"
+    assert pq.read_schema(tmp_path / "evaluation.parquet").metadata[VERSION_KEY] == b"3"
 
 
 @pytest.mark.parametrize("table", ["history", "evaluation"])
@@ -106,5 +106,5 @@ def test_a_table_whose_columns_do_not_match_its_version_is_refused(tmp_path):
     table = pq.read_table(path)
     table = table.set_column(table.schema.get_field_index("label"), "label", pa.array(["410"]))
     pq.write_table(table, path)
-    with pytest.raises(TableError, match="of other names or types than its version 2 has; delete it"):
+    with pytest.raises(TableError, match="of other names or types than its version 3 has; delete it"):
         read_evaluation(tmp_path)

@@ -151,7 +151,7 @@ class _Attempt:
             return None
         scores = self.guard.check(self.gan.sampler())
         self.guard.keep_if_best(self.gan.sampler(), scores, self.step)
-        return [sum(a for a, _ in scores) / len(scores), min(d for _, d in scores), quality_score(scores)]
+        return [sum(s.accuracy for s in scores) / len(scores), min(s.diversity for s in scores), quality_score(scores)]
 
     def _report_progress(self, due_checkpoint: bool) -> None:
         """A progress event (checkpointing first when one is due); a non-finite loss stops training."""

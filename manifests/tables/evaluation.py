@@ -31,6 +31,7 @@ EVALUATION_SCHEMA = pa.schema([
     pa.field("ms_ssim", pa.float64()),
     pa.field("real_ms_ssim", pa.float64()),
     pa.field("diversity", pa.float64(), nullable=False),
+    pa.field("distinctness", pa.float64()),  # version 3
     pa.field("fid", pa.float64()),
     pa.field("split_fid", pa.float64()),
     pa.field("split_kid", pa.float64()),
@@ -39,16 +40,17 @@ EVALUATION_SCHEMA = pa.schema([
     pa.field("verdict", pa.string(), nullable=False),
 ])  # fmt: skip
 
-VERSION = 2
+VERSION = 3
 """1: the measures and the verdict (files without a recorded version); 2: + class_id, null
-in rows evaluated by version 1."""
+in rows evaluated by version 1; 3: + distinctness, null in rows evaluated before it."""
 
 FORMAT = TableFormat(
     what="evaluation table",
     schema=EVALUATION_SCHEMA,
     version=VERSION,
     unmarked_version=lambda table: 1,
-    upgrades={1: lambda table: with_column(table, "class_id", [None] * table.num_rows, pa.string(), after="name")},
+    upgrades={1: lambda table: with_column(table, "class_id", [None] * table.num_rows, pa.string(), after="name"),
+              2: lambda table: with_column(table, "distinctness", [None] * table.num_rows, pa.float64(), after="diversity")},
     remedy="delete it and run `ensemble evaluate` again",
 )
 

@@ -54,7 +54,7 @@ _TIMESTAMP = pa.timestamp("us", tz="UTC")
 FLAG_TYPE = pa.struct([
     pa.field("label", pa.int32(), nullable=False),
     pa.field("verdict", pa.string(), nullable=False),  # collapsed or low-accuracy
-    pa.field("measure", pa.string(), nullable=False),  # the figure that failed: diversity or accuracy
+    pa.field("measure", pa.string(), nullable=False),  # the figure that failed: diversity, distinctness or accuracy
     pa.field("value", pa.float64(), nullable=False),
 ])  # fmt: skip
 

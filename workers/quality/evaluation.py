@@ -1,7 +1,7 @@
 """The paper's evaluation of one split's generator, offline: per class, discriminability
 (accuracy of the split's own classifier on generated samples, beside its accuracy on
 held-out real images), diversity (MS-SSIM of random same-class pairs, generated and real,
-and the spread ratio of workers/quality/yardstick.py), memorisation (distance to the nearest training
+and the spread ratio and distinctness of workers/quality/yardstick.py), memorisation (distance to the nearest training
 image, against held-out real images'), and FID / KID in the classifier's feature space.
 
 The measures themselves are in measures.py.
@@ -43,6 +43,8 @@ class ClassEvaluation:
     novelty: float | None
     """Nearest-training-image distance of samples / of held-out real images (~1: as novel as
     new real photos; near 0: copies)."""
+    distinctness: float | None = None
+    """The share of the class's reference real images with a sample nearby (yardstick.py)."""
     imagenet_accuracy: float | None = None
 
 
@@ -60,7 +62,7 @@ def evaluate_classes(yardstick: Yardstick, images: torch.Tensor, labels: torch.T
     fake_features_all = []
     rows = []
     for label, fakes in enumerate(samples):
-        accuracy, diversity, features = yardstick.measure(to_input(fakes), label)
+        score, features = yardstick.measure(to_input(fakes), label)
         fake_features_all.append(features.cpu())
         of_class = labels == label
         trained, tested = images[of_class & ~held_out], images[of_class & held_out]
@@ -71,10 +73,10 @@ def evaluate_classes(yardstick: Yardstick, images: torch.Tensor, labels: torch.T
             reference = nearest_distance(tested, trained)
             novelty = nearest_distance(fakes, trained) / reference if reference > 0 else None
         rows.append(ClassEvaluation(
-            local_label=label, accuracy=accuracy, real_accuracy=yardstick.real_accuracy[label],
+            local_label=label, accuracy=score.accuracy, real_accuracy=yardstick.real_accuracy[label],
             ms_ssim=mean_ms_ssim(fakes, MS_SSIM_PAIRS, seed + label),
             real_ms_ssim=mean_ms_ssim(images[of_class], MS_SSIM_PAIRS, seed + label),
-            diversity=diversity, fid=class_fid, novelty=novelty,
+            diversity=score.diversity, distinctness=score.distinctness, fid=class_fid, novelty=novelty,
         ))  # fmt: skip
     fake_features = torch.cat(fake_features_all)
     return rows, fid(real_features, fake_features), kid(real_features, fake_features)
@@ -90,7 +92,7 @@ def verdict(row: ClassEvaluation, ms_ssim_ceiling: float | None) -> str:
     verdict (collapsed by diversity, low-accuracy), then memorised; else ok."""
     if row.ms_ssim is not None and ms_ssim_ceiling is not None and row.ms_ssim > ms_ssim_ceiling + MS_SSIM_MARGIN:
         return COLLAPSED
-    found = guard_verdict(row.accuracy, row.real_accuracy, row.diversity)
+    found = guard_verdict(row.accuracy, row.real_accuracy, row.diversity, row.distinctness)
     if found != OK:
         return found
     if row.novelty is not None and row.novelty < MEMORISATION_FLOOR:

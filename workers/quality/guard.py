@@ -15,8 +15,8 @@ import torch
 from workers.checkpoints import BEST_GENERATOR_WEIGHTS, GeneratorInfo, read_generator_info, save_generator
 from workers.config import GANConfig, TrainJob
 from workers.quality.yardstick import GUARD_SAMPLES, load_or_train_yardstick
-from workers.quality.verdicts import COLLAPSED, OK, guard_verdict
-from workers.quality.measures import quality_score
+from workers.quality.verdicts import OK, failed_measure, guard_verdict
+from workers.quality.measures import ClassScore, quality_score
 
 CLASSIFIER_STEPS_PER_GAN_STEP = 1 / 16
 """The classifier trains for 1/16 as many steps as the GAN, between 100 and 1000 (each about
@@ -49,8 +49,8 @@ class QualityGuard:
         return self.best["quality"]["score"] if self.best and "quality" in self.best else None
 
     @torch.no_grad()
-    def check(self, generator: torch.nn.Module) -> list[tuple[float, float]]:
-        """(accuracy, diversity) per local class of the generator's images of the fixed noise,
+    def check(self, generator: torch.nn.Module) -> list[ClassScore]:
+        """Accuracy, diversity and distinctness per local class of the generator's images of the fixed noise,
         made in eval mode as sampling makes them."""
         was_training = generator.training
         generator.eval()
@@ -59,17 +59,17 @@ class QualityGuard:
         return [self.yardstick.score(fakes[k * GUARD_SAMPLES : (k + 1) * GUARD_SAMPLES], k)
                 for k in range(self.config.num_classes)]  # fmt: skip
 
-    def keep_if_best(self, generator: torch.nn.Module, scores: list[tuple[float, float]], step: int) -> bool:
+    def keep_if_best(self, generator: torch.nn.Module, scores: list[ClassScore], step: int) -> bool:
         """Write the generator as the split's best when it beats the best so far."""
         score = quality_score(scores)
         if self.best_score is not None and score <= self.best_score:
             return False
         classes = []
-        for k, (accuracy, diversity) in enumerate(scores):
+        for k, (accuracy, diversity, distinctness) in enumerate(scores):
             real_accuracy = self.yardstick.real_accuracy[k]
             classes.append({"label": self.job.classes[k], "accuracy": accuracy, "diversity": diversity,
-                            "real_accuracy": real_accuracy,
-                            "verdict": guard_verdict(accuracy, real_accuracy, diversity)})  # fmt: skip
+                            "distinctness": distinctness, "real_accuracy": real_accuracy,
+                            "verdict": guard_verdict(accuracy, real_accuracy, diversity, distinctness)})  # fmt: skip
         quality = {"score": score, "seed": self.job.seed, "step": step, "samples_per_class": GUARD_SAMPLES,
                    "classes": classes}  # fmt: skip
         info = GeneratorInfo(config=self.config, step=step, split=self.job.split, classes=list(self.job.classes),
@@ -92,6 +92,6 @@ class QualityGuard:
         if not self.best or "quality" not in self.best:
             return []
         failing = [c for c in self.best["quality"]["classes"] if c["verdict"] != OK]
-        measures = [("diversity" if c["verdict"] == COLLAPSED else "accuracy") for c in failing]
+        measures = [failed_measure(c["verdict"], c["diversity"], c.get("distinctness")) for c in failing]
         return [{"label": c["label"], "verdict": c["verdict"], "measure": m, "value": float(c[m])}
                 for c, m in zip(failing, measures)]  # fmt: skip

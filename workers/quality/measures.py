@@ -1,5 +1,5 @@
 """The measures of a class's samples, each a small function of tensors: spread (mean pairwise
-distance), a generator's quality score, MS-SSIM of same-class pairs, FID and KID in any
+distance), how many near-copies samples hold, a generator's quality score, MS-SSIM of same-class pairs, FID and KID in any
 feature space, and distance to the nearest training image.
 
 Metrics come from torchmetrics (MS-SSIM, FID, KID): tested implementations, and FID/KID take
@@ -10,6 +10,8 @@ MS-SSIM at small sizes: torchmetrics needs side > (kernel - 1) * 2**(scales - 1)
 to sum to 1) as the side allows: 3 at 32 px, 4 at 64 px, 5 at 128 px and above.
 """
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import torch
 import torch.nn as nn
@@ -26,10 +28,33 @@ def mean_distance(batch: torch.Tensor) -> float:
     return (torch.cdist(flat, flat).sum() / (len(flat) * (len(flat) - 1))).item()
 
 
-def quality_score(scores: list[tuple[float, float]]) -> float:
+class ClassScore(NamedTuple):
+    """What the guard measures of one class's samples (workers/quality/yardstick.py)."""
+
+    accuracy: float
+    diversity: float
+    distinctness: float
+
+
+def nearest_to_spread(batch: torch.Tensor) -> float:
+    """How far each item lies from its nearest other item, on average, over the batch's mean
+    pairwise distance: low when items come in near-copies, whatever the batch's overall spread.
+    0 for fewer than two items, or for copies of one."""
+    flat = batch.flatten(1).double()
+    if len(flat) < 2:
+        return 0.0
+    distances = torch.cdist(flat, flat)
+    spread = distances.sum() / (len(flat) * (len(flat) - 1))
+    if spread < 1e-3:  # copies of one item (up to rounding): no neighbour is nearer than another
+        return 0.0
+    nearest = distances.fill_diagonal_(float("inf")).min(dim=1).values.mean()
+    return (nearest / spread).item()
+
+
+def quality_score(scores: list[ClassScore]) -> float:
     """One number per generator, higher is better: the mean over classes of
     accuracy x min(1, diversity). The best checkpoint is the one that maximises it."""
-    return sum(a * min(1.0, d) for a, d in scores) / len(scores)
+    return sum(s.accuracy * min(1.0, s.diversity) for s in scores) / len(scores)
 
 
 def ms_ssim_scales(side: int) -> int:

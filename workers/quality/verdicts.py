@@ -1,7 +1,8 @@
 """What the quality guard and `ensemble evaluate` call a class.
 Free of torch, so that the coordinator and `ensemble status` stay light.
 
-A class is `collapsed` when its diversity is under DIVERSITY_FLOOR, and `low-accuracy` when
+A class is `collapsed` when its diversity is under DIVERSITY_FLOOR or its distinctness under
+DISTINCTNESS_FLOOR, and `low-accuracy` when
 its accuracy is under ACCURACY_FLOOR times that of its held-out real images (the guard's
 verdict; `ensemble evaluate` adds the paper's MS-SSIM criterion and `memorised`). Both floors
 were chosen by measurement (bench/README.md, "Quality guard")."""
@@ -9,16 +10,25 @@ from __future__ import annotations
 
 from manifests.tables.evaluation import COLLAPSED, LOW_ACCURACY, OK
 
-DIVERSITY_FLOOR = 0.3
+DIVERSITY_FLOOR = 0.5
+DISTINCTNESS_FLOOR = 0.8
 ACCURACY_FLOOR = 0.5
 """Relative to the held-out real images' accuracy: a classifier that recognises 80% of real
 images flags a class whose samples it recognises less than 40% of the time."""
 
 
-def guard_verdict(accuracy: float, real_accuracy: float | None, diversity: float) -> str:
-    """The verdict the training guard can give: collapsed, low-accuracy or ok."""
-    if diversity < DIVERSITY_FLOOR:
+def guard_verdict(accuracy: float, real_accuracy: float | None, diversity: float, distinctness: float | None) -> str:
+    """The verdict the training guard can give: collapsed, low-accuracy or ok. `distinctness` is
+    None for a best generator an older version scored without it."""
+    if diversity < DIVERSITY_FLOOR or (distinctness is not None and distinctness < DISTINCTNESS_FLOOR):
         return COLLAPSED
     if accuracy < ACCURACY_FLOOR * (real_accuracy if real_accuracy is not None else 1.0):
         return LOW_ACCURACY
     return OK
+
+
+def failed_measure(verdict: str, diversity: float, distinctness: float | None) -> str:
+    """The figure a verdict that is not ok was given for: the manifest's flags name it."""
+    if verdict != COLLAPSED:
+        return "accuracy"
+    return "diversity" if diversity < DIVERSITY_FLOOR or distinctness is None else "distinctness"

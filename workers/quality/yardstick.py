@@ -9,6 +9,10 @@ Per class of a split, from n generated images:
     diversity   how much they vary / how much the class's real images vary: mean pairwise
                 distance, the smaller of the ratios in pixels and in the classifier's features
                 (a collapsed class, the same picture over and over, scores near 0)
+    distinctness  how far each image lies from its nearest other one, over their spread, in
+                pixels / the same for the class's real images (measures.nearest_to_spread):
+                a few pictures repeated with small changes score far under 1, however
+                different those few are from each other (which diversity alone misses)
 
 What a class is then called, and the floors that decide it, are in verdicts.py.
 
@@ -25,7 +29,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from workers.quality.measures import mean_distance
+from workers.quality.measures import ClassScore, mean_distance, nearest_to_spread
 
 if TYPE_CHECKING:
     from manifests.storage import Location
@@ -38,9 +42,10 @@ HELD_OUT_FRACTION = 0.1
 and the reference for memorisation."""
 CLASSIFIER_BATCH = 32
 SPREAD_IMAGES = 64
-"""Real images per class whose spread is the reference for diversity."""
-GUARD_SAMPLES = 32
-"""Generated images per class at each guard check."""
+"""Real images per class whose spread is the reference for diversity and distinctness."""
+GUARD_SAMPLES = SPREAD_IMAGES
+"""Generated images per class at each guard check: as many as the real reference, since how
+near the nearest neighbour lies depends on how many there are."""
 
 class SplitClassifier(nn.Module):
     """Stride-2 conv + batch norm + ReLU stages (16 maps, doubling, at most 256) down to 4x4,
@@ -94,25 +99,37 @@ class Yardstick:
     """Per local class: accuracy on its held-out real images (None without any)."""
     real_pixel_spread: list[float]
     real_feature_spread: list[float]
+    references: list[torch.Tensor]
+    """Per local class: the indices (into the split's images) of its reference real images,
+    an evenly spaced SPREAD_IMAGES of those the classifier trained on."""
+    real_distinctness: list[float]
+    """Per local class: measures.nearest_to_spread of its reference images, in pixels."""
 
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
-    def score(self, fakes: torch.Tensor, local_label: int) -> tuple[float, float]:
-        """(accuracy, diversity) of float images in [-1, 1] generated for one class."""
-        accuracy, diversity, _ = self.measure(fakes, local_label)
-        return accuracy, diversity
+    def score(self, fakes: torch.Tensor, local_label: int) -> ClassScore:
+        """Accuracy, diversity and distinctness of float images in [-1, 1] generated for one class."""
+        return self.measure(fakes, local_label)[0]
 
     @torch.no_grad()
-    def measure(self, fakes: torch.Tensor, local_label: int) -> tuple[float, float, torch.Tensor]:
+    def measure(self, fakes: torch.Tensor, local_label: int) -> tuple[ClassScore, torch.Tensor]:
         """score(), and the classifier's features of the images (for FID and KID)."""
         fakes = fakes.to(self.device)
         features = self.model.features(fakes)
         accuracy = (self.model.head(features).argmax(1) == local_label).float().mean().item()
-        pixels = mean_distance(fakes.add(1).div(2)) / max(self.real_pixel_spread[local_label], 1e-12)
-        feature = mean_distance(features) / max(self.real_feature_spread[local_label], 1e-12)
-        return accuracy, min(pixels, feature), features
+        pixels = fakes.add(1).div(2)
+        pixel_spread = mean_distance(pixels) / max(self.real_pixel_spread[local_label], 1e-12)
+        feature_spread = mean_distance(features) / max(self.real_feature_spread[local_label], 1e-12)
+        # Nearest neighbours come nearer as there are more of them: distinctness is the mean over
+        # groups of as many samples as the class has reference images (the guard makes that many,
+        # `ensemble evaluate` 100 by default).
+        size = max(2, len(self.references[local_label]))
+        groups = [pixels[i : i + size] for i in range(0, len(pixels) - size + 1, size)]
+        distinct = sum(nearest_to_spread(g) for g in groups or [pixels]) / max(1, len(groups))
+        distinct /= max(self.real_distinctness[local_label], 1e-12)
+        return ClassScore(accuracy, min(pixel_spread, feature_spread), distinct), features
 
 
 def data_key(images: torch.Tensor, labels: torch.Tensor) -> str:
@@ -153,8 +170,8 @@ def train_classifier(images: torch.Tensor, labels: torch.Tensor, held_out: torch
 
 @torch.no_grad()
 def _measure_real(model: SplitClassifier, images: torch.Tensor, labels: torch.Tensor, held_out: torch.Tensor,
-                  num_classes: int, device: torch.device) -> tuple[list, list, list]:  # fmt: skip
-    accuracy, pixel_spread, feature_spread = [], [], []
+                  num_classes: int, device: torch.device) -> tuple[list, ...]:  # fmt: skip
+    accuracy, pixel_spread, feature_spread, references, distinctness = [], [], [], [], []
     for label in range(num_classes):
         of_class = labels == label
         tested = (of_class & held_out).nonzero().flatten()
@@ -165,10 +182,12 @@ def _measure_real(model: SplitClassifier, images: torch.Tensor, labels: torch.Te
             accuracy.append(None)
         trained = (of_class & ~held_out).nonzero().flatten()
         # An evenly spaced subset: deterministic, and the same on every call.
-        reference = to_input(images[trained[:: max(1, len(trained) // SPREAD_IMAGES)][:SPREAD_IMAGES]].to(device))
+        references.append(trained[:: max(1, len(trained) // SPREAD_IMAGES)][:SPREAD_IMAGES])
+        reference = to_input(images[references[-1]].to(device))
         pixel_spread.append(mean_distance(reference.add(1).div(2)))
         feature_spread.append(mean_distance(model.features(reference)))
-    return accuracy, pixel_spread, feature_spread
+        distinctness.append(nearest_to_spread(reference.add(1).div(2)))
+    return accuracy, pixel_spread, feature_spread, references, distinctness
 
 
 def load_or_train_yardstick(split_dir: "Location | str", images: torch.Tensor, labels: torch.Tensor, num_classes: int,

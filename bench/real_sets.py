@@ -1,0 +1,113 @@
+"""Four kinds of real images that install offline with packages, as ten-class sets of 32x32 RGB
+arrays, each with images for training and new images of the same classes held apart.
+
+    digits    handwriting: scikit-learn's 1797 handwritten digits (UCI), 8x8 grey upscaled to
+              32x32; a stratified 20% held apart (what bench/digits.py holds out)
+    photos    natural photos: a class is random 32x32 crops of one colour photograph from
+              scikit-image or scikit-learn shrunk to a 96 px short side
+    textures  brick, grass and gravel at two scales, printed text, a printed page, a stained
+              tissue section and a deep-field star image, cropped the same way
+    scans     mostly smooth, low-contrast grey scans and measurements: the moon, a cell, a
+              retina's microaneurysms, coins, a camera man, a clock, an MRI slice, a digital
+              elevation model, topography/bathymetry, and the Shepp-Logan CT phantom
+              (scikit-image's and matplotlib's bundled data)
+
+`scans` is the held-out kind: nothing was tuned on it (like the maintainers' grey scans and
+micrographs, its classes are the least textured). Held-apart images of a crop class are
+crops at other random positions (another seed): new pictures of the same scene.
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+TUNING = ("digits", "photos", "textures")
+HELD_OUT = ("scans",)
+PER_CLASS, HELD_APART = 300, 40
+SIDE = 32
+
+PHOTOS = {name: (name, 96) for name in ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry",
+                                         "hubble_deep_field", "retina", "stereo_motorcycle", "china", "flower")}  # fmt: skip
+TEXTURES = {"brick": ("brick", 96), "brick-fine": ("brick", 192), "grass": ("grass", 96), "grass-fine": ("grass", 192),
+            "gravel": ("gravel", 96), "gravel-fine": ("gravel", 192), "text": ("text", 96), "page": ("page", 96),
+            "tissue": ("immunohistochemistry", 192), "stars": ("hubble_deep_field", 192)}  # fmt: skip
+SCANS = {name: (name, 96) for name in ("moon", "cell", "microaneurysms", "coins", "camera", "clock", "mri",
+                                        "elevation", "topobathy", "shepp_logan_phantom")}  # fmt: skip
+
+
+def _to_uint8(values: np.ndarray) -> np.ndarray:
+    values = values.astype(np.float64)
+    low, high = np.percentile(values, 0.5), np.percentile(values, 99.5)
+    return (np.clip((values - low) / max(high - low, 1e-9), 0, 1) * 255).round().astype(np.uint8)
+
+
+def picture(name: str) -> np.ndarray:
+    """One bundled picture as an (H, W, 3) uint8 array."""
+    import matplotlib.cbook as cbook
+
+    if name in ("china", "flower"):
+        from sklearn.datasets import load_sample_image
+
+        image = load_sample_image(f"{name}.jpg")
+    elif name == "mri":  # matplotlib's 256x256 16-bit MRI slice
+        with cbook.get_sample_data("s1045.ima.gz") as f:
+            raw = f.read()  # get_sample_data opens .gz files decompressed
+        image = _to_uint8(np.frombuffer(raw, np.uint16).reshape(256, 256))
+    elif name == "elevation":
+        image = _to_uint8(cbook.get_sample_data("jacksboro_fault_dem.npz")["elevation"])
+    elif name == "topobathy":
+        image = _to_uint8(cbook.get_sample_data("topobathy.npz")["topo"])
+    else:
+        import skimage.data
+
+        image = getattr(skimage.data, name)()
+        image = image[0] if isinstance(image, tuple) else image  # stereo_motorcycle is a pair
+        if image.dtype != np.uint8:
+            image = _to_uint8(image)
+    image = np.asarray(image)
+    return np.repeat(image[..., None], 3, axis=-1) if image.ndim == 2 else image[..., :3]
+
+
+def crops(name: str, short_side: int, count: int, seed: int) -> list[np.ndarray]:
+    """`count` random SIDE x SIDE crops of a picture shrunk (or grown) to `short_side`."""
+    from PIL import Image
+
+    image = Image.fromarray(picture(name))
+    scale = short_side / min(image.size)
+    small = np.asarray(image.resize((round(image.width * scale), round(image.height * scale)), Image.BILINEAR))
+    rng = np.random.default_rng(seed)
+    tops = rng.integers(0, small.shape[0] - SIDE + 1, count)
+    lefts = rng.integers(0, small.shape[1] - SIDE + 1, count)
+    return [small[t : t + SIDE, l : l + SIDE].copy() for t, l in zip(tops, lefts)]
+
+
+def load(dataset: str) -> tuple[dict[str, list[np.ndarray]], dict[str, list[np.ndarray]]]:
+    """(training images, held-apart images) per class name."""
+    if dataset == "digits":
+        from digits import load_digits_32
+
+        train, held, train_labels, held_labels = load_digits_32(held_out=0.2, seed=0)
+        rgb = lambda im: np.stack([im] * 3, axis=-1)  # noqa: E731
+        return ({f"digit-{d}": [rgb(im) for im in train[train_labels == d]] for d in range(10)},
+                {f"digit-{d}": [rgb(im) for im in held[held_labels == d]] for d in range(10)})  # fmt: skip
+    table = {"photos": PHOTOS, "textures": TEXTURES, "scans": SCANS}[dataset]
+    train = {cls: crops(name, side, PER_CLASS, seed=0) for cls, (name, side) in table.items()}
+    held = {cls: crops(name, side, HELD_APART, seed=1) for cls, (name, side) in table.items()}
+    return train, held
+
+
+def write_folder(root: Path, classes: dict[str, list[np.ndarray]]) -> None:
+    """An image folder: one sub-folder of PNGs per class."""
+    from PIL import Image
+
+    if root.exists():
+        shutil.rmtree(root)
+    for name, images in classes.items():
+        (root / name).mkdir(parents=True)
+        for i, image in enumerate(images):
+            Image.fromarray(image).save(root / name / f"{i:04d}.png")
+
+
+DATASETS = (*TUNING, *HELD_OUT)
