@@ -1,16 +1,12 @@
 """The default recipe on real image folders that ship inside packages, scored by `ensemble evaluate`.
 
     pip install -e '.[bench]'                          # scikit-learn and scikit-image, for their data
-    python bench/real_data.py                          # both datasets, the defaults for --data DIR
+    python bench/real_data.py                          # all four datasets, the defaults for --data DIR
     python bench/real_data.py --dataset photos --steps 3000 --set tac=true
 
-Datasets (each written as an image folder, 10 classes, 32x32 RGB PNGs):
-    digits   scikit-learn's 1797 handwritten digits (UCI), 8x8 grey upscaled to 32x32; 80%
-             of each class (the rest is what bench/digits.py holds out)
-    photos   natural-photo patches: 10 colour photographs shipped in scikit-image and
-             scikit-learn (astronaut, coffee, chelsea, rocket, immunohistochemistry, hubble
-             deep field, retina, motorcycle, china, flower), each shrunk to a 96 px short side;
-             a class is 300 random 32x32 crops of one photograph
+Datasets: the four kinds of bench/real_sets.py (digits, photos, textures; scans, the kind
+nothing was tuned on), each written as an image folder of its training images, 10 classes of
+32x32 RGB PNGs.
 
 For each: `ensemble launch --data DIR --splits 2` (two AC-GANs of 5 classes; the defaults
 unless --preset/--steps/--set are given), then `ensemble evaluate --json`. The goal (issue
@@ -28,61 +24,17 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import real_sets  # noqa: E402
 from command import ENSEMBLE  # noqa: E402
-from digits import load_digits_32  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "out"
 ACCURACY_GOAL, DIVERSITY_GOAL = 0.9, 0.7
-PHOTOS = ["astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field", "retina",
-          "stereo_motorcycle", "china", "flower"]  # fmt: skip
 
 
-def _save(root: Path, classes: dict[str, list[np.ndarray]]) -> None:
-    from PIL import Image
-
-    if root.exists():
-        shutil.rmtree(root)
-    for name, images in classes.items():
-        (root / name).mkdir(parents=True)
-        for i, image in enumerate(images):
-            Image.fromarray(image).save(root / name / f"{i:04d}.png")
-
-
-def write_digits(root: Path) -> None:
-    train, _, labels, _ = load_digits_32(held_out=0.2, seed=0)
-    _save(root, {f"digit-{d}": [np.stack([im] * 3, axis=-1) for im in train[labels == d]] for d in range(10)})
-
-
-def _photo(name: str) -> np.ndarray:
-    if name in ("china", "flower"):
-        from sklearn.datasets import load_sample_image
-
-        return load_sample_image(f"{name}.jpg")
-    import skimage.data
-
-    image = getattr(skimage.data, name)()
-    return image[0] if isinstance(image, tuple) else image  # stereo_motorcycle is a pair
-
-
-def write_photos(root: Path, per_class: int = 300, short_side: int = 96, seed: int = 0) -> None:
-    from PIL import Image
-
-    rng = np.random.default_rng(seed)
-    classes = {}
-    for name in PHOTOS:
-        picture = Image.fromarray(_photo(name)[..., :3])
-        scale = short_side / min(picture.size)
-        small = np.asarray(picture.resize((round(picture.width * scale), round(picture.height * scale)), Image.BILINEAR))
-        tops = rng.integers(0, small.shape[0] - 32 + 1, per_class)
-        lefts = rng.integers(0, small.shape[1] - 32 + 1, per_class)
-        classes[name] = [small[t : t + 32, l : l + 32] for t, l in zip(tops, lefts)]
-    _save(root, classes)
-
-
-WRITERS = {"digits": write_digits, "photos": write_photos}
+def write_dataset(dataset: str, root: Path) -> None:
+    real_sets.write_folder(root, real_sets.load(dataset)[0])  # the training images; the held-apart ones stay out
 
 
 def run(command: list, log: Path) -> subprocess.CompletedProcess:
@@ -101,7 +53,7 @@ def bench(dataset: str, args: argparse.Namespace) -> bool:
     images, run_dir, log = work / "images", work / "run", work / "commands.log"
     work.mkdir(parents=True, exist_ok=True)
     if not args.skip_launch:
-        WRITERS[dataset](images)
+        write_dataset(dataset, images)
         shutil.rmtree(run_dir, ignore_errors=True)
     options = [*(["--preset", args.preset] if args.preset else []), *(["--steps", str(args.steps)] if args.steps else []),
                *[a for pair in args.overrides or [] for a in ("--set", pair)]]  # fmt: skip
@@ -138,14 +90,14 @@ def bench(dataset: str, args: argparse.Namespace) -> bool:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", choices=[*WRITERS, "all"], default="all")
+    parser.add_argument("--dataset", choices=[*real_sets.DATASETS, "all"], default="all")
     parser.add_argument("--work", type=Path, default=OUT / "real", help="folder for the images and runs")
     parser.add_argument("--preset")
     parser.add_argument("--steps", type=int)
     parser.add_argument("--set", dest="overrides", action="append", metavar="FIELD=VALUE")
     parser.add_argument("--skip-launch", action="store_true", help="evaluate the runs already in --work")
     args = parser.parse_args()
-    datasets = list(WRITERS) if args.dataset == "all" else [args.dataset]
+    datasets = list(real_sets.DATASETS) if args.dataset == "all" else [args.dataset]
     results = [bench(name, args) for name in datasets]
     sys.exit(0 if all(results) else 1)
 

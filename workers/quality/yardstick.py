@@ -43,6 +43,7 @@ and the reference for memorisation."""
 CLASSIFIER_BATCH = 32
 SPREAD_IMAGES = 64
 """Real images per class whose spread is the reference for diversity and distinctness."""
+SPREAD_SET = 512
 GUARD_SAMPLES = SPREAD_IMAGES
 """Generated images per class at each guard check: as many as the real reference, since how
 near the nearest neighbour lies depends on how many there are."""
@@ -184,9 +185,10 @@ def _measure_real(model: SplitClassifier, images: torch.Tensor, labels: torch.Te
         # An evenly spaced subset: deterministic, and the same on every call.
         references.append(trained[:: max(1, len(trained) // SPREAD_IMAGES)][:SPREAD_IMAGES])
         reference = to_input(images[references[-1]].to(device))
-        pixel_spread.append(mean_distance(reference.add(1).div(2)))
-        feature_spread.append(mean_distance(model.features(reference)))
         distinctness.append(nearest_to_spread(reference.add(1).div(2)))
+        spread_set = to_input(images[trained[:: max(1, len(trained) // SPREAD_SET)][:SPREAD_SET]].to(device))
+        pixel_spread.append(mean_distance(spread_set.add(1).div(2)))
+        feature_spread.append(mean_distance(model.features(spread_set)))
     return accuracy, pixel_spread, feature_spread, references, distinctness
 
 
