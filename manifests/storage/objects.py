@@ -1,18 +1,30 @@
-"""A Location on object storage (any pyarrow.fs store; on S3 proper, single-GET reads and
-deletes through boto3). One PUT, or one completed multipart upload, is atomic to readers."""
+"""A Location on object storage (any pyarrow.fs store; on S3 proper, single-GET reads, uploads
+and deletes through boto3). One PUT, or one completed multipart upload, is atomic to readers.
+
+No object lands torn: pyarrow's output stream completes its upload when the `with` block
+exits, also by an exception (a Ctrl-C or SIGTERM halfway through a generator), which left a
+truncated object under the final name (apache/arrow#40502). On S3 an upload is one PUT, or a
+multipart upload that is aborted on any exception; on other stores it goes to a temporary key
+that is moved into place only once whole."""
 from __future__ import annotations
 
 import contextlib
 import errno
+import io
+import itertools
 import os
 import shutil
 import tempfile
-from typing import Iterator
+import uuid
+from typing import BinaryIO, Iterator
 
 from manifests.errors import first_line
 from manifests.storage.location import Entry, Fill, Location, StorageError
 from manifests.storage.versioned import PointedVersionedFile
 
+
+UPLOAD_PART_BYTES = 8 << 20
+"""An upload's part (S3's minimum is 5 MiB, except the last): smaller objects go in one PUT."""
 
 _FILESYSTEMS: dict[tuple, object] = {}
 
@@ -113,15 +125,27 @@ class ObjectLocation(Location):
             return f.read()
 
     def write_bytes(self, data: bytes) -> None:
-        with self.fs.open_output_stream(self.path) as f:
-            f.write(data)
+        self.upload(io.BytesIO(data))
 
     def write_with(self, fill: Fill) -> None:
         with scratch_dir() as folder:
             tmp = os.path.join(folder, self.name)
             fill(tmp)
-            with open(tmp, "rb") as source, self.fs.open_output_stream(self.path) as target:
-                shutil.copyfileobj(source, target, 8 << 20)
+            with open(tmp, "rb") as source:
+                self.upload(source)
+
+    def upload(self, source: BinaryIO) -> None:
+        """Write what `source` holds as this object, whole or not at all: to a temporary key
+        first (deleted if anything goes wrong), then moved into place."""
+        staging = type(self)(self.fs, self.base, f"{self.path}.upload-{uuid.uuid4().hex[:12]}")
+        try:
+            with self.fs.open_output_stream(staging.path) as target:
+                shutil.copyfileobj(source, target, UPLOAD_PART_BYTES)
+            staging.move(self)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                staging.unlink()
+            raise
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[str]:
@@ -164,6 +188,30 @@ class S3Location(ObjectLocation):
 
     def read_bytes(self) -> bytes:
         return _read_s3_object(self, lambda body: body.read())
+
+    def upload(self, source: BinaryIO) -> None:
+        """One PUT for what fits in a part; else a multipart upload, completed only once every
+        part is in and aborted on any exception, Ctrl-C included: S3 then keeps the old object
+        (or none), never a part of the new one."""
+        client = s3_client()
+        chunks = iter(lambda: source.read(UPLOAD_PART_BYTES), b"")
+        first = next(chunks, b"")
+        second = next(chunks, b"") if len(first) == UPLOAD_PART_BYTES else b""
+        if not second:
+            client.put_object(Bucket=self.bucket, Key=self.key, Body=first)
+            return
+        upload_id = client.create_multipart_upload(Bucket=self.bucket, Key=self.key)["UploadId"]
+        try:
+            parts = []
+            for number, part in enumerate(itertools.chain([first, second], chunks), start=1):
+                sent = client.upload_part(Bucket=self.bucket, Key=self.key, UploadId=upload_id, PartNumber=number, Body=part)
+                parts.append({"PartNumber": number, "ETag": sent["ETag"]})
+            client.complete_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=upload_id,
+                                             MultipartUpload={"Parts": parts})  # fmt: skip
+        except BaseException:
+            with contextlib.suppress(Exception):
+                client.abort_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=upload_id)
+            raise
 
     def _copy_to(self, target) -> None:
         _read_s3_object(self, lambda body: shutil.copyfileobj(body, target, 8 << 20))
