@@ -274,3 +274,17 @@ def test_a_store_without_conditional_writes_is_said_so_in_one_line_and_not_guard
     assert len(lines) == 1 and lines[0].startswith("warning: mock:// offers no conditional write") and str(root) in lines[0]
     assert "run one launch at a time" in lines[0] and launch_holder(root) is None
     guard.release()
+
+
+def test_a_run_under_a_symlink_to_another_depth_stores_paths_that_read_back(tmp_path):
+    """Workers write under the run's resolved path; the manifest's paths must be relative to
+    the run as the user named it, so that sample, serve and evaluate find the files."""
+    target = tmp_path / "disks" / "fast" / "runs" / "x"
+    (target / "splits" / "001").mkdir(parents=True)
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / "runs").symlink_to(tmp_path / "disks" / "fast" / "runs")
+    run = RunDir(tmp_path / "home" / "runs" / "x")
+    written = run.split_dir(1).absolute() / "generator.safetensors"  # as a worker reports it
+    written.write_bytes(b"weights")
+    stored = run.relative(str(written))
+    assert stored == "splits/001/generator.safetensors" and (run.root / stored).read_bytes() == b"weights"

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import pickle
 import re
+import time
 from dataclasses import dataclass
 
 import torch
@@ -27,7 +28,7 @@ from safetensors.torch import save_file
 
 from manifests.errors import UserError, first_line
 from manifests.run_dir import training_states
-from manifests.storage import Location, location
+from manifests.storage import Location, StorageError, location, redacted
 from workers.generator_files import (
     FORMAT,
     GeneratorFileError,
@@ -64,17 +65,44 @@ class LoadedState:
     """Set when the newest file was unusable and an older one was loaded instead."""
 
 
+READ_ATTEMPTS = 4
+"""Reads of a training state before an I/O error is taken for what it says (a transient S3 or
+NFS error is not a corrupt file): waits of 0.5, 1 and 2 s between them."""
+
+
+def _read_with_retries(file: Location, load):
+    """load(local path) of a local copy of `file`, retrying I/O errors with backoff. A file
+    that is not there raises FileNotFoundError at once; an I/O error that outlasts the
+    retries raises StorageError, which fails the attempt without judging the file."""
+    for attempt in range(READ_ATTEMPTS):
+        try:
+            with file.reading() as local:
+                return load(local)
+        except FileNotFoundError:
+            raise
+        except OSError as exc:
+            if attempt == READ_ATTEMPTS - 1:
+                raise StorageError(f"cannot read {redacted(str(file))} after {READ_ATTEMPTS} tries: "
+                                   f"{first_line(exc, 160)}; check the storage and launch again") from None  # fmt: skip
+            time.sleep(0.5 * 2**attempt)
+
+
 def _load_state_file(file: Location, mmap: bool = False) -> dict:
     path = str(file)
-    try:
-        with file.reading() as local:
-            state = torch.load(local, map_location="cpu", weights_only=True, mmap=mmap and file.is_local)
-    except pickle.UnpicklingError as exc:
-        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
-        what = f"a pickled reference to {found.group(1)}" if found else "pickled objects other than tensors"
-        raise CheckpointError(f"{path} holds {what}, which is never run or loaded") from None
-    except Exception as exc:  # torch raises several types for truncated or foreign files
-        raise CheckpointError(f"{path} is unreadable ({type(exc).__name__}: {first_line(exc, 160)})") from None
+
+    def load(local: str) -> dict:
+        try:
+            return torch.load(local, map_location="cpu", weights_only=True, mmap=mmap and file.is_local)
+        except pickle.UnpicklingError as exc:
+            found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+            what = f"a pickled reference to {found.group(1)}" if found else "pickled objects other than tensors"
+            raise CheckpointError(f"{path} holds {what}, which is never run or loaded") from None
+        except MemoryError:
+            raise  # this machine's trouble, not the file's
+        except Exception as exc:  # torch raises several types for truncated or foreign files
+            raise CheckpointError(f"{path} is unreadable ({type(exc).__name__}: {first_line(exc, 160)})") from None
+
+    state = _read_with_retries(file, load)
     if not isinstance(state, dict) or "step" not in state or "generator" not in state:
         raise CheckpointError(f"{path} is not an acgan-ensemble training state")
     return state
@@ -83,15 +111,19 @@ def _load_state_file(file: Location, mmap: bool = False) -> dict:
 def load_training_state(split_dir: "Location | str", mmap: bool = False) -> LoadedState | None:
     """The newest usable training state, or None when the split has not checkpointed yet.
 
-    Falls back from a bad newest file to the previous one; raises CheckpointError naming
-    every bad file when no usable one is left. `mmap` leaves tensor data on local disk (a
-    cheap check).
+    Falls back from a bad or missing newest file to the previous one; raises CheckpointError
+    naming every bad or missing file when no usable one is left: a split whose pointer names
+    checkpoints that cannot be read fails, it never starts again from step 0. `mmap` leaves
+    tensor data on local disk (a cheap check).
     """
     split_dir = location(split_dir)
     problems: list[str] = []
-    for i, path in enumerate(training_states(split_dir).versions()):
+    for i, path in enumerate(training_states(split_dir).named()):
         try:
             state = _load_state_file(path, mmap)
+        except FileNotFoundError:
+            problems.append(f"{path} is missing")
+            continue
         except CheckpointError as exc:
             problems.append(str(exc))
             continue

@@ -39,7 +39,10 @@ class LocalLocation(Location):
         return LocalLocation(self.path.resolve())
 
     def path_to(self, file: str) -> str:
-        return os.path.relpath(file, self.path)
+        # Both resolved: workers are given the run's resolved path (absolute()), and a run
+        # under a symlink to a folder at another depth would otherwise be stored as
+        # "../../elsewhere/splits/...", which reads back from the unresolved root as missing.
+        return os.path.relpath(os.path.realpath(file), os.path.realpath(self.path))
 
     def exists(self) -> bool:
         return self.path.exists()

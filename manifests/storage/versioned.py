@@ -27,13 +27,20 @@ class VersionedFile:
         """The versions a reader may use, newest first (at most two), that exist."""
         return [c for c in self._candidates() if c.exists()]
 
+    def named(self) -> list[Location]:
+        """The versions that should exist, newest first: a reader that finds one of them
+        missing has lost a checkpoint, not found a split that never had one."""
+        return self.versions()
+
     def _candidates(self) -> list[Location]:
         raise NotImplementedError
 
     def discard_newest(self, keep_as: Location) -> None:
         """The newest version is unusable: move it to `keep_as` (for inspection), so that the
         next write does not rotate it over the good previous one."""
-        self.versions()[0].move(keep_as)
+        newest = self.named()[0]
+        if newest.exists():
+            newest.move(keep_as)
 
     def remove_all(self) -> None:
         for version in self.versions():
@@ -72,14 +79,19 @@ class PointedVersionedFile(VersionedFile):
     def _candidates(self) -> list[Location]:
         return [self.folder / name for name in self._pointed()]
 
+    def named(self) -> list[Location]:
+        return self._candidates()  # what the pointer names, whether or not it is there
+
     def discard_newest(self, keep_as: Location) -> None:
         super().discard_newest(keep_as)
         names = self._pointed()
         self._point(names[1] if len(names) > 1 else None, None)
 
     def remove_all(self) -> None:
-        super().remove_all()
-        self.pointer.unlink()
+        versions = self.versions()
+        self.pointer.unlink()  # first: a kill midway leaves unnamed uploads (pruned later), not a pointer to nothing
+        for version in versions:
+            version.unlink()
 
     def _pointed(self) -> list[str]:
         try:
