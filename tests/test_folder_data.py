@@ -60,6 +60,6 @@ def test_real_images_without_a_preset_get_the_recipe_measured_on_real_folders(im
     mine = new_spec(data=str(image_folder), **{**given, "steps": 100}, overrides={"lr": 1e-4})
     assert mine.steps == 100 and mine.gan["lr"] == 1e-4 and mine.gan["d_spectral_norm"] is True
     chosen = new_spec(data=str(image_folder), **given, preset="cpu-32")
-    assert chosen.steps == 450 and chosen.gan["lr"] == 1e-3 and chosen.gan["d_spectral_norm"] is False
+    assert chosen.steps == 450 and chosen.gan["lr"] == 5e-4 and chosen.gan["d_spectral_norm"] is False
     builtin = new_spec(data=None, **{**given, "num_classes": 1000})
     assert builtin.steps == 450 and builtin.gan["d_spectral_norm"] is False

@@ -155,9 +155,10 @@ def test_configs_written_before_presets_still_build_the_same_model():
            "g_upsample": "nearest", "g_class_norm": True, "d_batchnorm": False, "d_dropout": 0.0,
            "d_class_loss_on_fake": False, "g_class_weight": 1.0, "g_ema": 0.98, "lr": 1e-3, "beta1": 0.5,
            "beta2": 0.999}  # fmt: skip
-    # The same model; such a run goes on training in fp32, as it began (cpu-32 now says auto).
+    # The same model; such a run goes on training in fp32 at lr 1e-3, as it began (cpu-32 now
+    # says auto and 5e-4).
     config = GANConfig.from_dict(old)
-    assert config == dataclasses.replace(get_preset("cpu-32").gan, precision="fp32")
+    assert config == dataclasses.replace(get_preset("cpu-32").gan, precision="fp32", lr=1e-3)
     # Built, it is the model the preset builds: the same parameters, the same images.
     torch.manual_seed(0)
     built, preset = Generator(config), Generator(dataclasses.replace(get_preset("cpu-32").gan, num_classes=10))
