@@ -27,14 +27,15 @@ GAN = {"lr": 1e-3}
 
 
 def test_each_verdict_climbs_its_own_ladder_and_stays_on_the_top_rung():
-    assert retry_recipe([COLLAPSED], 1, GAN, 450) == {"because": ["collapsed"], "set": {"g_mode_seeking": 1.0}}
-    assert retry_recipe([COLLAPSED], 2, GAN, 450) == {"because": ["collapsed"], "set": {"g_mode_seeking": 2.0}}
+    assert retry_recipe([COLLAPSED], 1, GAN, 450) == {"because": ["collapsed"], "set": {"lr": 5e-4}, "steps": 675}
+    assert retry_recipe([COLLAPSED], 2, GAN, 450) == {"because": ["collapsed"], "set": {"lr": 5e-4, "g_mode_seeking": 1.0},
+                                                      "steps": 675}  # fmt: skip
     assert retry_recipe([COLLAPSED], 5, GAN, 450) == retry_recipe([COLLAPSED], 2, GAN, 450)
     assert retry_recipe([UNRECOGNISED], 1, GAN, 450) == {"because": ["low-accuracy"], "set": {"lr": 5e-4}}
     assert retry_recipe([UNRECOGNISED], 2, GAN, 450) == {"because": ["low-accuracy"], "set": {"lr": 2.5e-4}, "steps": 675}
     both = retry_recipe([UNRECOGNISED, COLLAPSED, COLLAPSED], 2, GAN, 450)
-    assert both == {"because": ["collapsed", "low-accuracy"], "set": {"g_mode_seeking": 2.0, "lr": 2.5e-4}, "steps": 675}
-    assert describe(both) == "collapsed, low-accuracy: g_mode_seeking=2, lr=0.00025, steps=675"
+    assert both == {"because": ["collapsed", "low-accuracy"], "set": {"g_mode_seeking": 1.0, "lr": 2.5e-4}, "steps": 675}
+    assert describe(both) == "collapsed, low-accuracy: g_mode_seeking=1, lr=0.00025, steps=675"
     assert describe(parse_recipe("{}")) == "the run's recipe" and parse_recipe(None) == {}
 
 
@@ -52,12 +53,13 @@ def test_a_retry_s_job_trains_the_recipe_that_answers_what_failed(tmp_path):
 
     record.flags = [COLLAPSED, UNRECOGNISED]
     add_retry(spec, record)
-    assert len(record.seeds) == len(record.recipes) == 2 and record.total_steps == 40
+    assert len(record.seeds) == len(record.recipes) == 2 and record.total_steps == 60
     retry = job_for(spec, record, run)
-    assert retry.seed == record.seeds[1] != first.seed and retry.steps == 40
-    assert retry.gan == {**spec.gan, "g_mode_seeking": 1.0, "lr": spec.gan["lr"] / 2}
-    add_retry(spec, record)  # the second rung: more steps too
+    assert retry.seed == record.seeds[1] != first.seed and retry.steps == 60  # the collapse rung: 1.5x the steps
+    assert retry.gan == {**spec.gan, "lr": spec.gan["lr"] / 2}
+    add_retry(spec, record)  # the second rungs: the mode-seeking term, a quarter of the lr
     assert record.total_steps == 60 and job_for(spec, record, run).steps == 60
+    assert job_for(spec, record, run).gan == {**spec.gan, "g_mode_seeking": 1.0, "lr": spec.gan["lr"] / 4}
     assert json.loads(record.recipes[1])["because"] == ["collapsed", "low-accuracy"]
 
     # A run from before recipes were recorded: its seeds were plain; the next retry lines up.
@@ -66,7 +68,7 @@ def test_a_retry_s_job_trains_the_recipe_that_answers_what_failed(tmp_path):
     assert job_for(spec, old, run).gan == spec.gan
     plan_seeds(spec, old, 1)  # a relaunch with --quality-retries 1: its first retry now
     assert len(old.seeds) == len(old.recipes) == 3 and old.recipes[:2] == ["{}", "{}"]
-    assert json.loads(old.recipes[2])["set"] == {"g_mode_seeking": 2.0}  # the second retry's rung
+    assert json.loads(old.recipes[2])["set"] == {"lr": spec.gan["lr"] / 2, "g_mode_seeking": 1.0}  # the second retry's rung
     assert old.flags == []
 
 
