@@ -19,7 +19,7 @@ import uuid
 import pyarrow as pa
 
 from manifests.errors import UserError, first_line
-from manifests.storage import Location, StorageError, VersionedFile, location
+from manifests.storage import Location, StorageError, VersionedFile, WriteConflict, location
 from manifests.storage.local import probe_write
 from manifests.tables.manifest import MANIFEST_FORMAT, MANIFEST_SCHEMA, SplitRecord
 from manifests.tables.parquet import TableError, table_rows
@@ -37,9 +37,18 @@ class RunDirError(UserError):
     """A run directory, manifest or spec that cannot be used as it is."""
 
 
+_TRAINING_STATES: dict[str, VersionedFile] = {}
+
+
 def training_states(split_dir: "Location | str") -> VersionedFile:
-    """A split's training state file, newest and previous, on any storage."""
-    return location(split_dir).versioned(STATE_NAME, PREVIOUS_STATE_NAME, STATE_POINTER_NAME)
+    """A split's training state file, newest and previous, on any storage: one object per
+    folder in a process, so that an attempt's claim on it (VersionedFile.claim) holds for
+    every checkpoint the attempt writes."""
+    folder = location(split_dir)
+    key = str(folder)
+    if key not in _TRAINING_STATES:
+        _TRAINING_STATES[key] = folder.versioned(STATE_NAME, PREVIOUS_STATE_NAME, STATE_POINTER_NAME)
+    return _TRAINING_STATES[key]
 
 
 @contextlib.contextmanager
@@ -55,10 +64,23 @@ def storage_errors(what: str):
         raise RunDirError(f"cannot read or write {what}: {first_line(exc, 300)}") from None
 
 
+class LaunchTakenOver(RunDirError):
+    """The launch writing this run lost its lease: another launch owns the run now."""
+
+
 class RunDir:
     def __init__(self, root: "str | os.PathLike | Location"):
         with storage_errors(str(root)):
             self.root = location(root)
+        self._fence = None
+        self._manifest_etag: str | None = None
+        """On S3: the ETag of the manifest this process last read or wrote."""
+
+    def fence_with(self, guard) -> None:
+        """From now on, write the manifest only while `guard` (the launch's lock or lease) is
+        valid, and on S3 only over the version this process last read or wrote (If-Match):
+        a launch that was taken over cannot overwrite the manifest of the one that took over."""
+        self._fence = guard
 
     @property
     def manifest_path(self) -> Location:
@@ -149,7 +171,10 @@ class RunDir:
             # One read of the whole file: given a path, pyarrow may open the file again to read
             # the row groups after the footer, and a rewrite in between (a new inode) would
             # pair the old footer with the new file's bytes.
-            data = self.manifest_path.read_bytes()
+            if hasattr(self.manifest_path, "read_with_etag"):
+                data, self._manifest_etag = self.manifest_path.read_with_etag()
+            else:
+                data = self.manifest_path.read_bytes()
         except OSError as exc:
             raise RunDirError(f"manifest {self.manifest_path} is unreadable ({first_line(exc)}); "
                               f"{MANIFEST_FORMAT.remedy}") from None  # fmt: skip
@@ -161,4 +186,19 @@ class RunDir:
 
     def write_manifest(self, records: list[SplitRecord]) -> None:
         table = pa.Table.from_pylist([r.to_row() for r in records], schema=MANIFEST_SCHEMA)
-        self.manifest_path.write_bytes(MANIFEST_FORMAT.to_bytes(table))
+        data = MANIFEST_FORMAT.to_bytes(table)
+        if self._fence is None:
+            self.manifest_path.write_bytes(data)
+            return
+        taken_over = LaunchTakenOver(
+            f"this launch lost its lease on {self.root} (it could not renew it in time and another launch "
+            f"took the run over); it writes nothing more, and the other launch carries on")  # fmt: skip
+        if not self._fence.valid():
+            raise taken_over
+        if not hasattr(self.manifest_path, "write_if"):
+            self.manifest_path.write_bytes(data)
+            return
+        try:
+            self._manifest_etag = self.manifest_path.write_if(data, self._manifest_etag)
+        except WriteConflict:
+            raise taken_over from None

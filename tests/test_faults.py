@@ -12,12 +12,14 @@ The kills and Ctrl-C run twice: with the run on local disk, and on the session's
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -27,7 +29,7 @@ from ensemble.launching.coordinator import LaunchRequest, launch
 from ensemble.launching.listener import QuietListener
 from ensemble.run_spec import new_spec
 from manifests.locks.launch_lock import LaunchLock
-from manifests.run_dir import RunDir
+from manifests.run_dir import RunDir, training_states
 from manifests.tables.manifest import Status
 from bench.command import installed_command
 from tests.helpers import (
@@ -226,6 +228,43 @@ def test_ctrl_c_or_sigterm_stops_the_jobs_writes_the_manifest_and_the_next_launc
     assert_resumed(resumed, attempts=2, from_step=newest, reached=stopped[5].step)
     assert resumed.steps_redone == stopped[5].step - newest  # the relaunch counts from the manifest: exactly
     print(f"\n{how} ({storage_of(run)}): resumed from step {newest}, steps redone {rows_of(run)[5].steps_redone}")
+
+
+@pytest.mark.usefixtures("ray_cluster")
+def test_a_launch_paused_past_its_lease_is_fenced_out_by_the_launch_that_takes_over(s3_prefix, monkeypatch):
+    """Kleppmann's scenario: the holder is frozen (SIGSTOP) past its ttl, a second launch takes
+    the run over, then the first wakes up (SIGCONT). It must write nothing more: the second
+    launch, whose manifest writes are conditional on its own last version, would fail if it
+    did. Its workers, still training, cannot move the splits' checkpoint pointers either."""
+    run, ttl = s3_prefix + "/run", 6.0
+    monkeypatch.setenv("ACGAN_LEASE_TTL_S", str(ttl))  # both launches: the frozen one (a process) and the taker
+    frozen = start_launch(run, "0,1")
+    taker, outcome = None, {}
+    try:
+        victim = mid_training(run, 0)
+        os.kill(frozen.pid, signal.SIGSTOP)
+        time.sleep(ttl + 1.0)  # its lease expires on the store's clock; it cannot know
+        taker = threading.Thread(target=lambda: outcome.update(
+            result=invoke("launch", "--run", run, "--only", "0,1", "--gpus-per-split", "0")))  # fmt: skip
+        taker.start()
+        wait_for(lambda: (r := rows_of(run).get(0)) and r.status == Status.RUNNING and r.pid != victim.pid,
+                 timeout=120, what="the second launch to train split 0")  # fmt: skip
+        os.kill(frozen.pid, signal.SIGCONT)
+        _, stderr = frozen.communicate(timeout=60)
+        join_or_fail(taker, 300, "the launch that took over")
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(frozen.pid, signal.SIGCONT)
+        stop_group(frozen)
+    last = [line for line in stderr.splitlines() if line.strip()][-1]
+    assert frozen.returncode == 1 and "lost its lease" in last and "Traceback" not in stderr, stderr[-2000:]
+    assert outcome["result"].exit_code == 0, outcome["result"].output
+    rows = rows_of(run)
+    assert all((rows[s].status, rows[s].step) == (Status.SUCCEEDED, STEPS) for s in (0, 1)), rows
+    assert rows[0].resumed_from >= CHECKPOINT_EVERY  # resumed, not retrained from scratch
+    for split in (0, 1):
+        named = training_states(RunDir(run).split_dir(split)).named()
+        assert named and all(version.exists() for version in named)  # no pointer names a missing key
 
 
 def test_a_removed_node_s_splits_finish_on_the_remaining_nodes(tmp_path):

@@ -11,7 +11,7 @@ import pytest
 
 from manifests.locks.holder import LaunchLockedError
 from manifests.locks.launch_lock import launch_holder, live_launch, lock_for
-from manifests.locks.lease import LEASE_NAME, S3Lease
+from manifests.locks.lease import LEASE_NAME, S3Lease, process_identity
 from manifests.run_dir import RunDir, training_states
 from manifests.storage import LocalLocation, ObjectLocation, StorageError, location
 from tests.helpers import S3_BUCKET
@@ -190,8 +190,11 @@ def test_a_lease_whose_holder_exited_on_this_host_is_over_at_once(s3_prefix):
     root = location(s3_prefix + "/run")
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     pid = int(dead.stdout)
+    # As a launch in this pid namespace writes it (its process start time no longer matters).
+    pid_ns = process_identity()["pid_ns"]
     boto3.client("s3").put_object(Bucket=root.bucket, Key=(root / LEASE_NAME).key,
-                                  Body=f'{{"pid": {pid}, "host": "{socket.gethostname()}", "ttl_s": 30}}')  # fmt: skip
+                                  Body=f'{{"pid": {pid}, "host": "{socket.gethostname()}", "pid_ns": {pid_ns}, '
+                                       f'"proc_start": 1, "ttl_s": 30}}')  # fmt: skip
     holder = launch_holder(root)
     assert holder.lease_holder_exited and not holder.live and "its process has exited" in holder.lease_text()
     assert live_launch(root) is None

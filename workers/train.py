@@ -101,6 +101,9 @@ class _Attempt:
 
     def resume(self) -> None:
         """Continue from the split's checkpoint (if any), say so, then load the split's data."""
+        # This attempt, and no older one of the split that may still run somewhere (a Ray retry
+        # while a partitioned node goes on), moves the split's checkpoints from now on.
+        training_states(self.split_dir).claim()
         state, warning, new_seed = _state_to_resume(self.split_dir, self.config, self.job.seed)
         if state is not None:
             self.step, self.past_seconds, self.history = _restore(state, self.gan, self.rng, self.history_window,

@@ -177,6 +177,7 @@ def launch(request: LaunchRequest, listener: LaunchListener) -> LaunchSummary:
         # under it, in case another launch changed the run in between.
         lock.acquire()
         records, todo, seed_limits = _claim(request, run, spec, records, todo, is_new)
+        run.fence_with(lock)  # every manifest write from here on is fenced by the lock or lease
         run.write_manifest(records)
         listener.launched(cluster, spec, todo, gpus)
         flight = _submit(request, run, spec, records, todo, seed_limits, listener, gpus)

@@ -13,7 +13,7 @@ from typing import Callable
 from ensemble.errors import EnsembleError, Interrupted
 from ensemble.launching.listener import LaunchListener
 from ensemble.launching.rows import apply_failure, apply_progress, apply_result
-from manifests.run_dir import RunDir
+from manifests.run_dir import LaunchTakenOver, RunDir
 from manifests.tables.manifest import SplitRecord, Status
 
 MANIFEST_WRITE_INTERVAL_S = 1.0
@@ -59,7 +59,10 @@ class Launch:
                 dirty = True
             now = time.monotonic()
             if dirty and (not self.pending or ready or now - last_write >= MANIFEST_WRITE_INTERVAL_S):
-                self.run.write_manifest(self.records)
+                try:
+                    self.run.write_manifest(self.records)
+                except LaunchTakenOver:  # the lease lapsed, or another launch wrote the manifest
+                    self._lost_lease()
                 last_write, dirty = now, False
             self.listener.updated(self.records)
 

@@ -70,6 +70,10 @@ class LaunchLock:
         os.pwrite(fd, (json.dumps(holder) + "\n").encode(), 0)
         self._fd = fd
 
+    def valid(self) -> bool:
+        """Held: the kernel keeps a flock until its holder exits, so nothing can take it over."""
+        return self._fd is not None
+
     def release(self) -> None:
         if self._fd is not None:
             os.close(self._fd)  # closing drops the flock; the file stays for the next launch
@@ -94,6 +98,9 @@ class Unguarded:
         scheme = str(self.run_root).split("://", 1)[0]
         print(f"warning: {scheme}:// offers no conditional write this tool can use, so a second launch on "
               f"{self.run_root} would not be refused; run one launch at a time", file=sys.stderr)  # fmt: skip
+
+    def valid(self) -> bool:
+        return True  # nothing to lose
 
     def release(self) -> None:
         pass

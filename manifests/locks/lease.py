@@ -1,6 +1,7 @@
 """A run's launch lease on S3: at most one coordinator per run where there is no flock.
 
-    RUN/launch.lease    JSON: the holder's pid, host, start time and the lease's ttl_s
+    RUN/launch.lease    JSON: the holder (a random id, pid, host, pid namespace and process
+                        start time), the lease's epoch and ttl_s
 
 A launch creates the object with a conditional PUT (If-None-Match: *): of two launches
 racing, exactly one wins. It renews it every RENEW_S seconds with If-Match on its own ETag
@@ -9,7 +10,19 @@ expires ttl_s after its last renewal, judged by the store's clock alone (the obj
 Last-Modified against the Date of the same response), and a later launch takes it over with
 If-Match on the expired lease's ETag, so that of two launches taking over, one wins. A lease
 whose holder ran on this very host and has exited is over at once, as a flock would be: a
-relaunch after a crash on one machine need not wait out the ttl.
+relaunch after a crash on one machine need not wait out the ttl. "The same process" means the
+same host, pid namespace, pid and process start time: containers that share a host name
+(host networking) do not share pids, and a pid can be reused.
+
+A lease is a fence, not a hint (issue 21; Kleppmann's fencing-token argument):
+- its epoch grows on every renewal and every take-over, so every renewal has a new ETag and
+  a take-over conditional on an expired lease's ETag fails if its holder renewed meanwhile;
+- a holder that has not renewed for 5/6 of ttl_s, whatever the reason (a network error, a
+  pause, SIGSTOP), counts itself as having lost it (`valid()`) and writes nothing more;
+- what the holder commits is fenced by the store itself: the manifest is written with
+  If-Match on the ETag this launch last wrote (manifests/run_dir.py), so a launch that was
+  taken over cannot overwrite the manifest of the launch that took over; each split's
+  checkpoint pointer is fenced the same way per attempt (manifests/storage/versioned.py).
 
 Conditional writes are S3's (since 2024; MinIO, R2 and moto have them too); pyarrow.fs
 cannot send them, so this module uses boto3, which also reads the standard credentials and
@@ -23,15 +36,49 @@ import json
 import os
 import socket
 import threading
+import time
+import uuid
 from dataclasses import dataclass
 
 from manifests.errors import first_line
 from manifests.locks.holder import LaunchHolder, LaunchLockedError, refusal
-from manifests.storage import S3Location, StorageError, s3_client
+from manifests.storage import S3Location, StorageError, is_precondition_failure, s3_client
 
 LEASE_NAME = "launch.lease"
 TTL_S = 30.0
-RENEW_S = 10.0
+RENEW_SHARE = 1 / 3
+"""A holder renews every ttl_s / 3: two renewals may fail before the lease expires."""
+MARGIN_SHARE = 1 / 6
+"""A holder stops writing ttl_s / 6 before its lease can expire on the store's clock."""
+
+
+def lease_ttl() -> float:
+    """TTL_S, or ACGAN_LEASE_TTL_S seconds: how long a launch killed with SIGKILL keeps others
+    off the run, and how long a paused or cut-off holder may go without renewing."""
+    text = os.environ.get("ACGAN_LEASE_TTL_S")
+    if not text:
+        return TTL_S
+    try:
+        ttl = float(text)
+    except ValueError:
+        ttl = 0.0
+    if not 3.0 <= ttl <= 3600.0:
+        raise StorageError(f"ACGAN_LEASE_TTL_S must be a number of seconds from 3 to 3600, got {text!r}")
+    return ttl
+
+
+def process_identity(pid: int | None = None) -> dict:
+    """What tells this process from another with the same pid: its pid namespace (an inode) and
+    its start time in clock ticks since boot (Linux; empty elsewhere)."""
+    pid = os.getpid() if pid is None else pid
+    identity = {}
+    try:
+        identity["pid_ns"] = os.stat(f"/proc/{pid}/ns/pid").st_ino
+        with open(f"/proc/{pid}/stat") as f:
+            identity["proc_start"] = int(f.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        pass
+    return identity
 
 
 @dataclass(frozen=True)
@@ -47,31 +94,30 @@ class Lease:
         return float(self.holder.get("ttl_s", TTL_S))
 
     @property
+    def epoch(self) -> int:
+        return int(self.holder.get("epoch", 0))
+
+    @property
     def holder_exited(self) -> bool:
-        """Its holder ran on this host and is no longer running."""
+        """Its holder ran in this very pid namespace of this host and is no longer running (its
+        pid is gone, or now belongs to a process that started at another time)."""
         pid = self.holder.get("pid")
         if self.holder.get("host") != socket.gethostname() or not isinstance(pid, int):
             return False
+        here = process_identity()
+        if "pid_ns" not in self.holder or self.holder["pid_ns"] != here.get("pid_ns"):
+            return False  # another container, or a holder that did not say: wait out its ttl
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
             return True
         except PermissionError:
             return False  # alive, someone else's
-        return False
+        return process_identity(pid).get("proc_start") != self.holder.get("proc_start")
 
     @property
     def live(self) -> bool:
         return self.age_s < self.ttl_s and not self.holder_exited
-
-
-def _is_precondition_failure(exc) -> bool:
-    import botocore.exceptions
-
-    if not isinstance(exc, botocore.exceptions.ClientError):
-        return False
-    return exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "ConditionalRequestConflict",
-                                                            "NoSuchKey", "404", "412", "409")  # fmt: skip
 
 
 def read_lease(root: S3Location) -> Lease | None:
@@ -98,37 +144,49 @@ class S3Lease:
     """Held by a coordinator from its first write to the run until it exits; `lost` is set
     when a renewal finds that another launch took the lease over (this one must stop)."""
 
-    def __init__(self, root: S3Location, ttl_s: float = TTL_S, renew_s: float = RENEW_S):
-        self.root, self.ttl_s, self.renew_s = root, ttl_s, renew_s
+    def __init__(self, root: S3Location, ttl_s: float | None = None, renew_s: float | None = None):
+        self.root, self.ttl_s = root, lease_ttl() if ttl_s is None else ttl_s
+        self.renew_s = self.ttl_s * RENEW_SHARE if renew_s is None else renew_s
         self.key = (root / LEASE_NAME).key
         self.lost = threading.Event()
+        self.holder_id = uuid.uuid4().hex
+        self.epoch = 0
         self._etag: str | None = None
+        self._renewed_at = 0.0  # time.monotonic() of the last write of the lease that succeeded
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
         self._client = s3_client()
 
     def _body(self) -> bytes:
-        holder = {"pid": os.getpid(), "host": socket.gethostname(), "ttl_s": self.ttl_s,
+        holder = {"holder_id": self.holder_id, "epoch": self.epoch, "pid": os.getpid(), "host": socket.gethostname(),
+                  **process_identity(), "ttl_s": self.ttl_s,
                   "started_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}  # fmt: skip
         return (json.dumps(holder) + "\n").encode()
 
+    def valid(self) -> bool:
+        """Whether this launch may still write: it holds the lease, and renewed it less than
+        ttl_s - MARGIN_S ago (on this machine's monotonic clock, which a pause does not stop)."""
+        return (self._etag is not None and not self.lost.is_set()
+                and time.monotonic() - self._renewed_at < self.ttl_s * (1 - MARGIN_SHARE))  # fmt: skip
+
     def acquire(self) -> None:
-        body = self._body()
+        self.epoch = 1
         try:
-            self._etag = self._put(body, IfNoneMatch="*")
+            self._put(IfNoneMatch="*")
         except Exception as exc:
-            if not _is_precondition_failure(exc):
+            if not is_precondition_failure(exc):
                 raise StorageError(f"cannot create the lease {self.root / LEASE_NAME}: {first_line(exc)}") from None
             current = read_lease(self.root)
             if current is not None and current.live:
                 raise LaunchLockedError(refusal(self.root, holder_of(current))) from None
-            try:  # expired (its launch was killed), or deleted meanwhile: take it over
+            try:  # expired (its launch was killed), or deleted meanwhile: take it over, one epoch on
                 if current is None:
-                    self._etag = self._put(body, IfNoneMatch="*")
+                    self._put(IfNoneMatch="*")
                 else:
-                    self._etag = self._put(body, IfMatch=current.etag)
+                    self.epoch = current.epoch + 1
+                    self._put(IfMatch=current.etag)
             except Exception as again:
-                if not _is_precondition_failure(again):
+                if not is_precondition_failure(again):
                     raise StorageError(f"cannot take over the lease {self.root / LEASE_NAME}: "
                                        f"{first_line(again)}") from None  # fmt: skip
                 taker = read_lease(self.root)
@@ -137,19 +195,25 @@ class S3Lease:
         self._renewer = threading.Thread(target=self._renew_until_stopped, name="lease-renewer", daemon=True)
         self._renewer.start()
 
-    def _put(self, body: bytes, **condition) -> str:
-        return self._client.put_object(Bucket=self.root.bucket, Key=self.key, Body=body, **condition)["ETag"]
+    def _put(self, **condition) -> None:
+        started = time.monotonic()  # the lease is good for ttl_s from when the write was sent
+        self._etag = self._client.put_object(Bucket=self.root.bucket, Key=self.key, Body=self._body(),
+                                             **condition)["ETag"]  # fmt: skip
+        self._renewed_at = started
 
     def _renew_until_stopped(self) -> None:
-        body = self._body()
         while not self._stop.wait(self.renew_s):
+            if not self.valid():  # paused or cut off past the margin: another launch may hold it now
+                self.lost.set()
+                return
+            self.epoch += 1
             try:
-                self._etag = self._put(body, IfMatch=self._etag)
+                self._put(IfMatch=self._etag)
             except Exception as exc:
-                if _is_precondition_failure(exc):
+                if is_precondition_failure(exc):
                     self.lost.set()  # taken over: this launch's view of the run is stale
                     return
-                # A network error: try again at the next turn; the ttl allows two misses.
+                # A network error: try again at the next turn, until valid() says it is too late.
 
     def release(self) -> None:
         self._stop.set()
@@ -157,9 +221,10 @@ class S3Lease:
             self._renewer.join(timeout=10)
         if self._etag is not None and not self.lost.is_set():
             current = read_lease(self.root)
-            if current is not None and current.etag == self._etag:
+            if current is not None and current.etag == self._etag:  # never another launch's lease
                 self._client.delete_object(Bucket=self.root.bucket, Key=self.key)
             self._etag = None
+
 
 def holder_of(lease: Lease):
     h = lease.holder

@@ -15,6 +15,11 @@ class StorageError(UserError):
     """A location that cannot be used: a bad URI, no credentials, no bucket, no access."""
 
 
+class WriteConflict(Exception):
+    """A conditional write refused: another writer changed the object since this one read or
+    wrote it (S3Location.write_if)."""
+
+
 @dataclass(frozen=True)
 class Entry:
     """One item of a folder listing: sizes and times let callers fingerprint without a stat each."""

@@ -19,7 +19,7 @@ import uuid
 from typing import BinaryIO, Iterator
 
 from manifests.errors import first_line
-from manifests.storage.location import Entry, Fill, Location, StorageError
+from manifests.storage.location import Entry, Fill, Location, StorageError, WriteConflict
 from manifests.storage.versioned import PointedVersionedFile
 
 
@@ -189,6 +189,22 @@ class S3Location(ObjectLocation):
     def read_bytes(self) -> bytes:
         return _read_s3_object(self, lambda body: body.read())
 
+    def read_with_etag(self) -> tuple[bytes, str]:
+        """The object's bytes and the ETag of that very version (one GET)."""
+        return _read_s3_object(self, lambda body: body.read(), with_etag=True)
+
+    def write_if(self, data: bytes, etag: str | None) -> str:
+        """PUT `data` only while the object is still the version `etag` (None: only while there
+        is none), and return the new version's ETag; raise WriteConflict when another writer
+        got there first. S3's conditional writes: the store itself refuses a stale writer."""
+        condition = {"IfMatch": etag} if etag is not None else {"IfNoneMatch": "*"}
+        try:
+            return s3_client().put_object(Bucket=self.bucket, Key=self.key, Body=data, **condition)["ETag"]
+        except Exception as exc:
+            if is_precondition_failure(exc):
+                raise WriteConflict(f"{self} was written by another writer") from None
+            raise
+
     def upload(self, source: BinaryIO) -> None:
         """One PUT for what fits in a part; else a multipart upload, completed only once every
         part is in and aborted on any exception, Ctrl-C included: S3 then keeps the old object
@@ -222,16 +238,26 @@ class S3Location(ObjectLocation):
         s3_client().delete_object(Bucket=self.bucket, Key=self.key)
 
 
-def _read_s3_object(file: ObjectLocation, consume):
+def is_precondition_failure(exc: BaseException) -> bool:
+    """A conditional write or read refused: the object is not (or no longer) the version named."""
+    import botocore.exceptions
+
+    if not isinstance(exc, botocore.exceptions.ClientError):
+        return False
+    return exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "ConditionalRequestConflict",
+                                                            "NoSuchKey", "404", "412", "409")  # fmt: skip
+
+
+def _read_s3_object(file: ObjectLocation, consume, with_etag: bool = False):
     """One GET, so one version of the object, whole. Not pyarrow's reader: it asks for the
     size first (HEAD), then for byte ranges, and an object replaced in between (the manifest,
     a generator) is read as the new object cut at the old one's length."""
     import botocore.exceptions
 
     try:
-        body = s3_client().get_object(Bucket=file.bucket, Key=file.key)["Body"]
-        with contextlib.closing(body):
-            return consume(body)
+        response = s3_client().get_object(Bucket=file.bucket, Key=file.key)
+        with contextlib.closing(response["Body"]) as body:
+            return (consume(body), response["ETag"]) if with_etag else consume(body)
     except botocore.exceptions.ClientError as exc:
         if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
             raise FileNotFoundError(errno.ENOENT, "no such object", str(file)) from None

@@ -8,7 +8,7 @@ import uuid
 from pathlib import Path
 
 from manifests.storage.atomic_files import atomic_write
-from manifests.storage.location import Fill, Location
+from manifests.storage.location import Fill, Location, WriteConflict
 
 
 class VersionedFile:
@@ -46,6 +46,16 @@ class VersionedFile:
         for version in self.versions():
             version.unlink()
 
+    def claim(self) -> None:
+        """Make this writer the only one that may move the versions on from now: a writer
+        that claimed before (an older attempt still running somewhere) can no longer commit.
+        Nothing to do where one writer is all there can be."""
+
+
+class Superseded(Exception):
+    """A newer writer claimed the versioned file (PointedVersionedFile.claim): this writer
+    must stop, its view is stale."""
+
 
 class LocalVersionedFile(VersionedFile):
     """NAME, and NAME.prev beside it; the rename that installs the new file first moves the
@@ -66,7 +76,20 @@ class PointedVersionedFile(VersionedFile):
     its own (NAME-STEP-TOKEN), then a small pointer object (POINTER) is written in one PUT
     naming the newest and the previous key; keys it no longer names are then deleted. A kill
     before the pointer moves leaves an unnamed upload (deleted by the next write), never a
-    torn newest file."""
+    torn newest file.
+
+    On S3 the pointer is also a fence: a writer that claim()s it writes it with If-Match on
+    the ETag it last saw, so once a newer writer (a retried attempt of the split) has claimed
+    it, the older one's next move fails with Superseded instead of naming its own uploads
+    and deleting the newer writer's."""
+
+    _CLAIM_TRIES = 10
+
+    def __init__(self, folder: Location, name: str, previous_name: str, pointer_name: str):
+        super().__init__(folder, name, previous_name, pointer_name)
+        self._claimed = False
+        self._claim_token: str | None = None
+        self._pointer_etag: str | None = None
 
     def write(self, fill: Fill, tag: str) -> Location:
         names = self._pointed()
@@ -88,22 +111,67 @@ class PointedVersionedFile(VersionedFile):
         self._point(names[1] if len(names) > 1 else None, None)
 
     def remove_all(self) -> None:
+        if self._claimed:  # a pointer to nothing, written under the claim; it prunes every version
+            self._point(None, None)
+            return
         versions = self.versions()
         self.pointer.unlink()  # first: a kill midway leaves unnamed uploads (pruned later), not a pointer to nothing
         for version in versions:
             version.unlink()
 
     def _pointed(self) -> list[str]:
-        try:
-            pointer = json.loads(self.pointer.read_text())
-        except FileNotFoundError:
-            return []
+        pointer = self._read_pointer()
         return [name for name in (pointer.get("latest"), pointer.get("previous")) if name]
 
+    def _read_pointer(self) -> dict:
+        try:
+            if self._fenced:
+                data, etag = self.pointer.read_with_etag()
+            else:
+                data, etag = self.pointer.read_bytes(), None
+        except FileNotFoundError:
+            data, etag = b"{}", None
+        if self._claimed and etag != self._pointer_etag:
+            raise Superseded(f"{self.pointer} was moved on by a newer attempt")
+        return json.loads(data)
+
+    @property
+    def _fenced(self) -> bool:
+        return hasattr(self.pointer, "write_if")  # S3: conditional writes
+
+    def claim(self) -> None:
+        if not self._fenced:
+            return
+        for _ in range(self._CLAIM_TRIES):  # another writer may move it between the read and the write
+            self._claimed = False
+            try:
+                data, etag = self.pointer.read_with_etag()
+                pointer = json.loads(data)
+            except FileNotFoundError:
+                pointer, etag = {"latest": None, "previous": None}, None
+            pointer["claim"] = token = uuid.uuid4().hex
+            try:
+                self._pointer_etag = self.pointer.write_if((json.dumps(pointer) + "\n").encode(), etag)
+            except WriteConflict:
+                continue
+            self._claimed, self._claim_token = True, token
+            return
+        raise Superseded(f"could not claim {self.pointer}: other writers keep moving it")
+
     def _point(self, latest: str | None, previous: str | None) -> None:
-        self.pointer.write_text(json.dumps({"latest": latest, "previous": previous}) + "\n")
+        body = {"latest": latest, "previous": previous}
+        if self._claimed:
+            # The claim inside: no two writers ever write the same bytes, so never the same ETag.
+            body["claim"] = self._claim_token
+            try:
+                self._pointer_etag = self.pointer.write_if((json.dumps(body) + "\n").encode(), self._pointer_etag)
+            except WriteConflict:
+                raise Superseded(f"{self.pointer} was moved on by a newer attempt; this one stops") from None
+        else:
+            self.pointer.write_text(json.dumps(body) + "\n")
         # Prune what the pointer no longer names: earlier versions, and uploads that a kill
-        # left unnamed. Only this split's writer writes here, so nothing in flight is lost.
+        # left unnamed. One writer at a time writes here (on S3, the one holding the claim), so
+        # nothing of its own in flight is lost.
         stem, suffix = Path(self.name).stem + "-", Path(self.name).suffix
         for entry in self.folder.list():
             if entry.name.startswith(stem) and entry.name.endswith(suffix) and entry.name not in (latest, previous):

@@ -1,0 +1,116 @@
+"""The launch lease is a fence, not a hint (issue 21), on a real S3 server (moto's, on
+127.0.0.1): every renewal changes the lease, a holder that cannot renew stops writing before
+its lease can expire, a launch that was taken over cannot overwrite the manifest, and an older
+attempt of a split cannot move its checkpoint pointer once a newer one has claimed it."""
+from __future__ import annotations
+
+import os
+import socket
+import time
+
+import boto3
+import pytest
+
+from manifests.locks.lease import LEASE_NAME, S3Lease, process_identity, read_lease
+from manifests.run_dir import LaunchTakenOver, RunDir
+from manifests.storage import is_precondition_failure, location
+from manifests.storage.versioned import Superseded
+from manifests.tables.manifest import Status
+from tests.helpers import planned_run
+
+
+class Held:
+    """A launch guard that is still valid: for the manifest writers of two launches at once."""
+
+    def valid(self) -> bool:
+        return True
+
+
+def test_every_renewal_changes_the_lease_so_a_take_over_of_a_stale_read_fails(s3_prefix):
+    root = location(s3_prefix + "/run")
+    held = S3Lease(root, ttl_s=2.0, renew_s=0.2)
+    held.acquire()
+    try:
+        seen = read_lease(root)  # what a second launch reads while deciding to take over
+        time.sleep(0.6)
+        now = read_lease(root)
+        assert now.etag != seen.etag and now.epoch > seen.epoch >= 1
+        taker = S3Lease(root)
+        taker.epoch = seen.epoch + 1
+        with pytest.raises(Exception) as refused:
+            taker._put(IfMatch=seen.etag)  # the take-over the old lease (same body each renewal) let through
+        assert is_precondition_failure(refused.value)
+        assert read_lease(root).holder["holder_id"] == held.holder_id
+    finally:
+        held.release()
+
+
+def test_a_holder_that_cannot_renew_stops_writing_before_its_lease_can_expire(s3_prefix):
+    root = location(s3_prefix + "/run")
+    planned_run(root, splits=2)
+    run = RunDir(root)
+    records = run.read_manifest()
+    lease = S3Lease(root, ttl_s=1.2, renew_s=60.0)  # its renewals never come (cut off, paused)
+    lease.acquire()
+    run.fence_with(lease)
+    run.write_manifest(records)
+    assert lease.valid()
+    time.sleep(1.05)  # past 5/6 of the ttl: the store may soon call the lease expired
+    assert not lease.valid()
+    with pytest.raises(LaunchTakenOver, match="lost its lease .* it writes nothing more"):
+        run.write_manifest(records)
+    lease.release()
+
+
+def test_a_launch_that_was_taken_over_cannot_overwrite_the_manifest(s3_prefix):
+    root = location(s3_prefix + "/run")
+    planned_run(root, splits=2)
+    old, new = RunDir(root), RunDir(root)
+    old_records, new_records = old.read_manifest(), new.read_manifest()
+    old.fence_with(Held())
+    new.fence_with(Held())
+    new_records[0].status = Status.SUCCEEDED
+    new.write_manifest(new_records)  # the launch that took over commits first
+    with pytest.raises(LaunchTakenOver):
+        old.write_manifest(old_records)  # the paused one wakes up with its stale rows
+    assert RunDir(root).read_manifest()[0].status == Status.SUCCEEDED
+    new.write_manifest(new_records)  # and the new one goes on writing over its own version
+
+
+def test_an_older_attempt_of_a_split_cannot_move_its_pointer(s3_prefix):
+    folder = location(s3_prefix) / "splits" / "007"
+    fill = lambda step: (lambda tmp: open(tmp, "wb").write(b"state at %d" % step))  # noqa: E731
+    older = folder.versioned("state.pt", "state.prev.pt", "state.json")
+    older.claim()
+    older.write(fill(100), tag="00000100")
+    older.write(fill(200), tag="00000200")
+    newer = folder.versioned("state.pt", "state.prev.pt", "state.json")  # a Ray retry, elsewhere
+    newer.claim()
+    with pytest.raises(Superseded):
+        older.write(fill(300), tag="00000300")  # its upload lands, unnamed; the pointer does not move
+    assert [v.read_bytes() for v in newer.versions()] == [b"state at 200", b"state at 100"]
+    newer.write(fill(250), tag="00000250")
+    named = {v.name for v in newer.named()}
+    assert all(v.exists() for v in newer.named())
+    assert {e.name for e in folder.list()} == named | {"state.json"}  # the older one's upload pruned
+    assert [v.read_bytes() for v in newer.versions()] == [b"state at 250", b"state at 200"]
+
+
+def write_lease(root, **holder) -> None:
+    import json
+
+    boto3.client("s3").put_object(Bucket=root.bucket, Key=(root / LEASE_NAME).key, Body=json.dumps(holder).encode())
+
+
+def test_a_holder_is_told_apart_by_more_than_host_and_pid(s3_prefix):
+    root = location(s3_prefix + "/run")
+    me = {"host": socket.gethostname(), "pid": os.getpid(), "ttl_s": 30}
+    here = process_identity()
+    write_lease(root, **me, pid_ns=here["pid_ns"] + 1, proc_start=here["proc_start"])  # another container
+    assert read_lease(root).live
+    write_lease(root, **me)  # a holder that did not say which namespace it ran in: its ttl decides
+    assert read_lease(root).live
+    write_lease(root, **me, pid_ns=here["pid_ns"], proc_start=here["proc_start"] + 1)  # the pid was reused
+    assert not read_lease(root).live and read_lease(root).holder_exited
+    write_lease(root, **me, **here)  # this very process
+    assert read_lease(root).live
