@@ -300,8 +300,10 @@ def report(run_dir: str, out: str | None, checkpoint: str, as_json: bool) -> Non
 @click.option("--gpus-per-replica", type=float, default=0.0, show_default=True, help="GPUs per replica, fractions allowed.")
 @CHECKPOINT_OPTION
 @click.option("--address", help="Existing Ray cluster to deploy on (or RAY_ADDRESS). [default: start a local one]")
+@click.option("--deploy-timeout", type=float, default=300.0, show_default=True, metavar="SECONDS",
+              help="Give up (and delete what was deployed) when the replicas are not ready in this time.")
 def serve(run_dir: str, host: str, port: int, replicas: int, models_per_replica: int, gpus_per_replica: float,
-          checkpoint: str, address: str | None) -> None:  # fmt: skip
+          checkpoint: str, address: str | None, deploy_timeout: float) -> None:  # fmt: skip
     """Serve samples over HTTP with Ray Serve, each label routed to its split's generator.
 
     Runs until Ctrl-C or SIGTERM. A checkpoint written by a launch still running is served
@@ -323,8 +325,8 @@ def serve(run_dir: str, host: str, port: int, replicas: int, models_per_replica:
     from ensemble.serve.command import serve_forever
 
     with user_errors():
-        serve_forever(run_dir, host, port, address, checkpoint=checkpoint, replicas=replicas,
-                      models_per_replica=models_per_replica, gpus_per_replica=gpus_per_replica)  # fmt: skip
+        serve_forever(run_dir, host, port, address, deploy_timeout=deploy_timeout, checkpoint=checkpoint,
+                      replicas=replicas, models_per_replica=models_per_replica, gpus_per_replica=gpus_per_replica)  # fmt: skip
 
 
 def _maybe(value: float | None) -> str:

@@ -151,6 +151,8 @@ CASES = [
          ["--models-per-replica must be at least 1"]),
     Case("serve --port out of range", ["serve", "--run", "{run}", "--port", "70000"],
          ["--port must be between 1 and 65535"]),
+    Case("serve --deploy-timeout 0", ["serve", "--run", "{run}", "--deploy-timeout", "0"],
+         ["--deploy-timeout must be a number of seconds above 0, got 0"]),
     Case("serve --host not an address of this machine", ["serve", "--run", "{run}", "--host", "192.0.2.99"],
          ["cannot listen on 192.0.2.99:8000", "--host"]),
     # -- data folders --------------------------------------------------------------------
@@ -174,7 +176,7 @@ CASES = [
          ["has schema version 99, newer than this acgan-ensemble reads (1-6)", "upgrade acgan-ensemble"],
          setup="newer_manifest"),
     Case("evaluation table of a newer release", ["status", "--run", "{run}"],
-         ["evaluation table", "has schema version 99, newer than this acgan-ensemble reads (1-2)"],
+         ["evaluation table", "has schema version 99, newer than this acgan-ensemble reads (1-3)"],
          setup="newer_evaluation"),
     Case("run.json corrupt", ["launch", "--run", "{run}"], ["run.json is not valid JSON"], setup="corrupt_spec"),
     Case("run.json missing", ["launch", "--run", "{run}"], ["run.json is missing"], setup="remove_spec"),

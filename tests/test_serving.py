@@ -145,7 +145,8 @@ def test_a_new_checkpoint_is_served_within_seconds_and_a_corrupt_one_is_refused_
         return answer if status == 500 else None
 
     error = wait_for(refused, timeout=30, what="the corrupt checkpoint to be refused")["error"]
-    assert "split 42 cannot be served" in error and "generator.safetensors is unreadable" in error, error
+    assert "split 42 cannot be served" in error and "splits/042/generator.safetensors is unreadable" in error, error
+    assert str(run) not in error  # named within the run, not by this machine's path
     status, answer = get_json(base, "/v1/sample?label=417&n=1&format=json")
     assert status == 200 and answer["split"] == 41
 
@@ -238,19 +239,44 @@ def test_serve_asking_for_gpus_on_a_cluster_without_them_is_refused_instead_of_h
     assert "--gpus-per-replica 1 asks for GPUs, but the Ray cluster has none" in lines[0]
 
 
+def test_a_deploy_that_cannot_become_ready_gives_up_in_one_line_after_its_timeout(tmp_path):
+    """Eight replicas of one CPU each on a cluster of two: Ray queues six of them forever, and
+    `serve.run` would wait with them. The command gives up after --deploy-timeout."""
+    from tests.helpers import planned_run
+
+    planned_run(tmp_path / "run")
+    done = subprocess.run([*installed_command(), "serve", "--run", str(tmp_path / "run"), "--replicas", "8",
+                           "--deploy-timeout", "5", "--port", str(free_port())],
+                          capture_output=True, text=True, timeout=180)  # fmt: skip
+    lines = [line for line in done.stderr.splitlines() if line.startswith("Error:")]
+    assert done.returncode == 1 and len(lines) == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert "did not become ready on a new local Ray cluster in 5 s" in lines[0] and "--deploy-timeout" in lines[0]
+
+
 def test_serve_on_a_shared_cluster_leaves_the_other_application_alone(served, tmp_path):
-    """`ensemble serve --address` of a cluster where another application holds the route it
-    needs: refused in one line, and the other application (the fixture's) still answers: the
-    command deletes only what it deployed, never `serve.shutdown()` on a cluster it shares."""
+    """`ensemble serve --address` of a cluster where Serve already runs: another port than the
+    one it listens on, or the route another application holds, is refused in one line, and
+    the other application (the fixture's) still answers: the command deletes only what it
+    deployed, never `serve.shutdown()` on a cluster it shares."""
     import ray
 
     run, base = served
     address = ray.get_runtime_context().gcs_address
-    done = subprocess.run([*installed_command(), "serve", "--run", str(run), "--address", address,
-                           "--port", str(free_port())], capture_output=True, text=True, timeout=300)  # fmt: skip
-    lines = [line for line in done.stderr.splitlines() if line.startswith("Error:")]
-    assert done.returncode == 1 and len(lines) == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
-    assert f"cannot deploy on the Ray cluster at {address}" in lines[0] and "stop that application" in lines[0]
+    port = int(base.rsplit(":", 1)[1])
+
+    def serve_there(asked_port: int) -> str:
+        done = subprocess.run([*installed_command(), "serve", "--run", str(run), "--address", address,
+                               "--port", str(asked_port)], capture_output=True, text=True, timeout=300)  # fmt: skip
+        lines = [line for line in done.stderr.splitlines() if line.startswith("Error:")]
+        assert done.returncode == 1 and len(lines) == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
+        return lines[0]
+
+    # Serve keeps the port it runs on: another port asked for is refused, naming the real one.
+    refused = serve_there(free_port())
+    assert f"Serve already runs on the Ray cluster at {address} and listens on 127.0.0.1:{port}" in refused
+    # On its port, the route is the fixture application's.
+    refused = serve_there(port)
+    assert f"cannot deploy on the Ray cluster at {address}" in refused and "stop that application" in refused
     status, health = get_json(base, "/healthz")
     assert status == 200 and health["ok"]
     assert set(ray.serve.status().applications) == {"acgan-test"}

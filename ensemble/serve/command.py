@@ -15,11 +15,16 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
-from ensemble.errors import EnsembleError
+from ensemble.errors import EnsembleError, Interrupted
 from ensemble.generators import check_checkpoint
 from manifests.errors import first_line
 from manifests.run_dir import RunDir
+
+
+DEPLOY_TIMEOUT_S = 300.0
+"""How long `ensemble serve` waits for its replicas to be ready (loading no generator yet)."""
 
 
 def build_app(run_dir: str, checkpoint: str = "best", replicas: int = 1, models_per_replica: int = 8,
@@ -61,7 +66,8 @@ def check_port(host: str, port: int) -> None:
             raise EnsembleError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); pass another --port or --host") from None
 
 
-def serve_forever(run_dir: str, host: str, port: int, address: str | None, **options) -> None:
+def serve_forever(run_dir: str, host: str, port: int, address: str | None, deploy_timeout: float = DEPLOY_TIMEOUT_S,
+                  **options) -> None:  # fmt: skip
     """Deploy on a cluster (started or attached), print the URL, wait for Ctrl-C or SIGTERM, then
     take the application down (and the cluster, if this process started it)."""
     import signal
@@ -73,8 +79,11 @@ def serve_forever(run_dir: str, host: str, port: int, address: str | None, **opt
 
     if not 1 <= port <= 65535:
         raise EnsembleError(f"--port must be between 1 and 65535, got {port}")
+    if not deploy_timeout > 0:
+        raise EnsembleError(f"--deploy-timeout must be a number of seconds above 0, got {deploy_timeout:g}")
     app = build_app(run_dir, host=host, **options)  # every check of the options and the run, then the port's
-    check_port(host, port)
+    if address is None:  # a cluster of this machine: its Serve will listen here
+        check_port(host, port)
     cluster = connect(address)
     gpus = options.get("gpus_per_replica", 0.0)
     if gpus > 0 and cluster.num_gpus == 0:  # Ray would queue the replicas forever, and serve would wait on them
@@ -92,17 +101,58 @@ def serve_forever(run_dir: str, host: str, port: int, address: str | None, **opt
     name = app_name(RunDir(run_dir).root)
     try:
         serve.start(http_options={"host": host, "port": port})
-        try:
-            serve.run(app, name=name, route_prefix="/", blocking=False)
-        except Exception as exc:  # noqa: BLE001 - Serve's refusals (a taken route prefix) have no one class
-            raise EnsembleError(f"cannot deploy on {where}: {first_line(exc)}; stop that application or "
-                                f"serve on another cluster (--address)") from None  # fmt: skip
+        check_listening(host, port, where)
+        deploy(app, name, where, stop, deploy_timeout)
         print(f"Serving {run_dir} at http://{host}:{port}/ as Serve application {name} (API: /v1/classes, "
               f"/v1/sample, /v1/samples; OpenAPI: /docs). Ctrl-C stops it.", flush=True)  # fmt: skip
         while not stop.wait(0.5):
             pass
     finally:
         _take_down(name, cluster.started_here)
+
+
+def deploy(app, name: str, where: str, stop, timeout: float) -> None:
+    """serve.run, in a thread: it waits for every replica to be ready, with no bound and deaf
+    to Ctrl-C. Here Ctrl-C, SIGTERM (`stop`) or `timeout` seconds end the wait, in one line;
+    the caller then deletes whatever was half deployed."""
+    import threading
+
+    from ray import serve
+
+    outcome: dict = {}
+
+    def run() -> None:
+        try:
+            serve.run(app, name=name, route_prefix="/", blocking=False)
+        except Exception as exc:  # noqa: BLE001 - Serve's refusals (a taken route prefix) have no one class
+            outcome["error"] = exc
+        outcome["done"] = True
+
+    threading.Thread(target=run, name="serve-deploy", daemon=True).start()
+    deadline = time.monotonic() + timeout
+    while "done" not in outcome:
+        if stop.wait(0.2):
+            raise Interrupted("interrupted while deploying; nothing is left deployed")
+        if time.monotonic() > deadline:
+            raise EnsembleError(f"the application did not become ready on {where} in {timeout:g} s (its replicas "
+                                f"may wait for CPUs or GPUs the cluster does not have); see `ray status`, or pass a "
+                                f"longer --deploy-timeout")  # fmt: skip
+    if "error" in outcome:
+        raise EnsembleError(f"cannot deploy on {where}: {first_line(outcome['error'])}; stop that application or "
+                            f"serve on another cluster (--address)")  # fmt: skip
+
+
+def check_listening(host: str, port: int, where: str) -> None:
+    """Serve already running on the cluster keeps the host and port it was started with, and
+    ignores those asked for: refuse, naming where it does listen, rather than print a URL
+    that answers nothing."""
+    from ray.serve.context import _get_global_client  # no public API gives the running proxy's options
+
+    config = _get_global_client().http_config
+    if (config.host, config.port) != (host, port):
+        raise EnsembleError(f"Serve already runs on {where} and listens on {config.host}:{config.port}, not "
+                            f"{host}:{port}; pass --host {config.host} --port {config.port}, or serve on another "
+                            f"cluster (--address)")  # fmt: skip
 
 
 def app_name(run_root) -> str:
