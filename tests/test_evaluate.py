@@ -32,8 +32,8 @@ def test_a_flagged_split_is_retried_with_a_new_seed_and_keeps_its_best_generator
     # ... with a recipe that answers what the first seed's best generator failed (recipes.py)
     recipe = json.loads(row.recipes[1])
     assert row.recipes[0] == "{}" and recipe["because"] and set(recipe["because"]) <= {"collapsed", "low-accuracy"}
-    assert ("g_mode_seeking" in recipe["set"]) == ("collapsed" in recipe["because"])
-    assert ("lr" in recipe["set"]) == ("low-accuracy" in recipe["because"])  # half the run's lr
+    assert recipe["set"]["lr"] == 2.5e-4  # half the run's lr, for either verdict
+    assert ("steps" in recipe) == ("collapsed" in recipe["because"])  # and 1.5x the steps for a collapse
     retry_steps = recipe.get("steps", 12)
     assert (row.status, row.attempt, row.step, row.total_steps) == (Status.FLAGGED, 2, retry_steps, retry_steps)
     assert "and a recipe for it (" in result.output
