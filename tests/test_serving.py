@@ -105,6 +105,8 @@ def test_many_labels_in_one_request_come_back_in_the_order_asked(served):
     ("/v1/samples", json.dumps({"labels": [417], "seed": 2**64}).encode(), 422, "seed must be between 0 and"),
     ("/v1/samples", json.dumps({"labels": [417] * 5, "n": 256}).encode(), 422, "at most 1024 per request"),
     ("/v1/samples", json.dumps({"labels": ["x" * 70_000]}).encode(), 413, "at most 65536"),
+    ("/v1/samples", json.dumps({"labels": list(range(0, 900, 100))}).encode(), 422,
+     "the labels asked for belong to 9 splits; at most 8 per request"),
     ("/v1/nothing", None, 404, "Not Found"),
 ])  # fmt: skip
 def test_bad_requests_get_one_line_of_json_and_the_right_status(served, path, body, status, fragment):

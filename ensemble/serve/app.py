@@ -22,6 +22,7 @@ from ensemble.serve.rules import (
     b64_png,
     check_count,
     check_seed_asked,
+    check_splits,
     host_allowed,
     served_generator,
     served_model,
@@ -208,7 +209,9 @@ class Ingress:
             raise RequestError(422, "each label must be an index or a name")
         check_count(n, len(labels))
         check_seed_asked(seed)
-        routed = [self._route(str(label)) for label in labels]
+        routes = [self.manifest.resolve(str(label)) for label in labels]
+        check_splits(routes)  # before any generator is looked up
+        routed = [(route, served_model(route, self.checkpoint)) for route in routes]
         groups: dict = {}
         for route, model in routed:  # grouped by split: one call each, its labels together
             groups.setdefault(model, [])

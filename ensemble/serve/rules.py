@@ -16,6 +16,9 @@ from manifests.tables.manifest import SplitRecord
 MAX_PER_LABEL = 256
 MAX_PER_REQUEST = 1024
 MAX_BODY_BYTES = 64 * 1024
+MAX_SPLITS_PER_REQUEST = 8
+"""Distinct splits one POST may name: each is a generator a replica may have to load (as many
+as a replica keeps by default), so one small request cannot make it load a hundred in turn."""
 MANIFEST_REFRESH_S = 2.0
 """How stale the ingress's view of the manifest may be: a new checkpoint is served this soon."""
 REQUEST_TIMEOUT_S = 60.0
@@ -50,6 +53,14 @@ def served_generator(record: SplitRecord, checkpoint: str) -> ServedModel | None
     if not path:
         return None
     return ServedModel(record.split, path, kind, int(generator_step(record, kind) or 0))
+
+
+def check_splits(routes: list[Route]) -> None:
+    """422 for a request whose labels belong to more than MAX_SPLITS_PER_REQUEST splits."""
+    splits = {route.record.split for route in routes}
+    if len(splits) > MAX_SPLITS_PER_REQUEST:
+        raise RequestError(422, f"the labels asked for belong to {len(splits)} splits; at most "
+                                f"{MAX_SPLITS_PER_REQUEST} per request: send them in several requests")  # fmt: skip
 
 
 def served_model(route: Route, checkpoint: str) -> ServedModel:
