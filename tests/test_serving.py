@@ -120,13 +120,21 @@ def test_bad_requests_get_one_line_of_json_and_the_right_status(served, path, bo
 def test_a_body_declared_too_large_is_refused_before_it_is_sent(served):
     """Content-Length first: a client that announces 10 MB and sends nothing gets its 413 at
     once; the server does not wait for (or buffer) a body it will refuse."""
+    import http.client
+
     _, base = served
     host, port = base.rsplit("/", 1)[1].split(":")
-    with socket.create_connection((host, int(port)), timeout=10) as client:
-        client.sendall(f"POST /v1/samples HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
-                       f"Content-Length: 10000000\r\n\r\n".encode())  # fmt: skip
-        answer = client.recv(65536).decode(errors="replace")
-    assert answer.startswith("HTTP/1.1 413") and "the body is 10000000 bytes; at most 65536" in answer, answer[:300]
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)  # a server waiting for the body: timeout
+    try:
+        connection.putrequest("POST", "/v1/samples")
+        connection.putheader("Content-Type", "application/json")
+        connection.putheader("Content-Length", "10000000")
+        connection.endheaders()  # the headers alone: no byte of the body follows
+        answer = connection.getresponse()
+        body = json.loads(answer.read())
+    finally:
+        connection.close()
+    assert answer.status == 413 and body["error"] == "the body is 10000000 bytes; at most 65536", body
 
 
 def test_a_new_checkpoint_is_served_within_seconds_and_a_corrupt_one_is_refused_for_its_split_alone(served):
