@@ -112,34 +112,41 @@ def serve_forever(run_dir: str, host: str, port: int, address: str | None, deplo
 
 
 def deploy(app, name: str, where: str, stop, timeout: float) -> None:
-    """serve.run, in a thread: it waits for every replica to be ready, with no bound and deaf
-    to Ctrl-C. Here Ctrl-C, SIGTERM (`stop`) or `timeout` seconds end the wait, in one line;
-    the caller then deletes whatever was half deployed."""
-    import threading
+    """Deploy, then wait for every replica to be ready: until Ctrl-C or SIGTERM (`stop`) or
+    `timeout` seconds, each ending it in one line; the caller then deletes whatever was half
+    deployed. serve.run waits with no bound and deaf to both, so the deployment is submitted
+    without waiting (serve.api._run: the same call with its wait left out) and waited for here."""
+    from ray.serve.api import _run
 
-    from ray import serve
-
-    outcome: dict = {}
-
-    def run() -> None:
-        try:
-            serve.run(app, name=name, route_prefix="/", blocking=False)
-        except Exception as exc:  # noqa: BLE001 - Serve's refusals (a taken route prefix) have no one class
-            outcome["error"] = exc
-        outcome["done"] = True
-
-    threading.Thread(target=run, name="serve-deploy", daemon=True).start()
+    try:
+        _run(app, name=name, route_prefix="/", _blocking=False)
+    except Exception as exc:  # noqa: BLE001 - Serve's refusals (a taken route prefix) have no one class
+        raise EnsembleError(f"cannot deploy on {where}: {first_line(exc)}; stop that application or "
+                            f"serve on another cluster (--address)") from None  # fmt: skip
     deadline = time.monotonic() + timeout
-    while "done" not in outcome:
-        if stop.wait(0.2):
+    while (state := _app_status(name)) != "RUNNING":
+        if state == "DEPLOY_FAILED":
+            raise EnsembleError(f"cannot deploy on {where}: {_app_message(name)}")
+        if stop.wait(0.5):
             raise Interrupted("interrupted while deploying; nothing is left deployed")
         if time.monotonic() > deadline:
             raise EnsembleError(f"the application did not become ready on {where} in {timeout:g} s (its replicas "
                                 f"may wait for CPUs or GPUs the cluster does not have); see `ray status`, or pass a "
                                 f"longer --deploy-timeout")  # fmt: skip
-    if "error" in outcome:
-        raise EnsembleError(f"cannot deploy on {where}: {first_line(outcome['error'])}; stop that application or "
-                            f"serve on another cluster (--address)")  # fmt: skip
+
+
+def _app_status(name: str) -> str | None:
+    from ray import serve
+
+    app = serve.status().applications.get(name)
+    return None if app is None else str(getattr(app.status, "value", app.status))
+
+
+def _app_message(name: str) -> str:
+    from ray import serve
+
+    app = serve.status().applications.get(name)
+    return first_line(getattr(app, "message", "") or "deploy failed")
 
 
 def check_listening(host: str, port: int, where: str) -> None:
