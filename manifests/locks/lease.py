@@ -165,7 +165,7 @@ class S3Lease:
 
     def valid(self) -> bool:
         """Whether this launch may still write: it holds the lease, and renewed it less than
-        ttl_s - MARGIN_S ago (on this machine's monotonic clock, which a pause does not stop)."""
+        (1 - MARGIN_SHARE) x ttl_s ago (on this machine's monotonic clock, which a pause does not stop)."""
         return (self._etag is not None and not self.lost.is_set()
                 and time.monotonic() - self._renewed_at < self.ttl_s * (1 - MARGIN_SHARE))  # fmt: skip
 

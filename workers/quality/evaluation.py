@@ -44,7 +44,8 @@ class ClassEvaluation:
     """Nearest-training-image distance of samples / of held-out real images (~1: as novel as
     new real photos; near 0: copies)."""
     distinctness: float | None = None
-    """The share of the class's reference real images with a sample nearby (yardstick.py)."""
+    """Nearest-other-sample distance over the samples' spread, relative to real images'
+    (yardstick.py): far under 1 when a few pictures repeat."""
     imagenet_accuracy: float | None = None
 
 
