@@ -113,6 +113,9 @@ def main() -> None:
 @click.option("--quality-retries", type=int,
               help="Fresh seeds a split may be retrained with when its best generator fails a class "
               "(collapsed or unrecognisable). On a relaunch, flagged splits get this many more. [default: 1]")
+@click.option("--reindex", is_flag=True,
+              help="On a relaunch whose image folder's files changed since the run listed them (a relaunch lists "
+              "it again and says what changed): train the unfinished splits on the files as they are now.")
 @click.option("--guard/--no-guard", default=None,
               help="Score each checkpoint with the split's real-data classifier, keep the best generator, "
               "flag failing classes. [default: on]")

@@ -240,6 +240,9 @@ class _CallbackListener:
             self.progress(LaunchEvent(kind, split, count_by_status(records), sum(r.step for r in records),
                                       sum(r.total_steps for r in records)))  # fmt: skip
 
+    def listing(self, done, total, files) -> None:
+        pass  # the image folder's listing, before the first event: only the CLI shows it
+
     def launched(self, cluster, spec, todo, gpus_per_split) -> None:
         self._tell("launched", None)
 
@@ -261,7 +264,7 @@ def launch(run: str | os.PathLike = "ensemble-run", *, progress: Callable[[Launc
 
     `options` are the CLI's, as keyword arguments: splits, data, preset, overrides (a dict
     of model fields, `--set`), steps, batch_size, seed, checkpoint_every, address,
-    gpus_per_split, cpus_per_split, only (split ids), quality_retries, guard. `progress` is
+    gpus_per_split, cpus_per_split, only (split ids), quality_retries, guard, reindex. `progress` is
     called with a LaunchEvent at each change; nothing is printed.
 
     >>> run = ensemble.launch("runs/demo", splits=100, only=(41,), steps=100)   # doctest: +SKIP

@@ -22,6 +22,10 @@ class LaunchView:
         self.gpus_asked = gpus_asked
         self.progress = None
         self.last_line = 0.0
+        self.listing_bar = None
+        self.listing_started = None
+        self.listed = ""
+        """What the listing found, said once training starts (an error before then stays one line)."""
 
     def __enter__(self) -> "LaunchView":
         return self
@@ -30,8 +34,31 @@ class LaunchView:
         if self.progress is not None:
             self.progress.stop()
 
+    def listing(self, done: int, total: int, files: int) -> None:
+        """The coordinator's one listing of an image folder: a bar on a terminal, then a line once training starts."""
+        if self.listing_started is None:
+            self.listing_started = time.monotonic()
+            if self.console.is_terminal:
+                from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+                bar = Progress(TextColumn("[bold]listing the data"), BarColumn(), MofNCompleteColumn(),
+                               TextColumn("class folders, {task.fields[files]:,} images"), TimeElapsedColumn(),
+                               console=self.console, transient=True)  # fmt: skip
+                self.listing_bar = (bar, bar.add_task("listing", total=total, files=0))
+                bar.start()
+        if self.listing_bar is not None:
+            self.listing_bar[0].update(self.listing_bar[1], completed=done, files=files)
+        if done == total:
+            if self.listing_bar is not None:
+                self.listing_bar[0].stop()
+            self.listed = (f"Data: {files:,} images in {total:,} class folders, listed in "
+                           f"{time.monotonic() - self.listing_started:.1f} s")  # fmt: skip
+            self.listing_started, self.listing_bar = None, None
+
     def launched(self, cluster, spec, todo, gpus_per_split) -> None:
         where = "a new local Ray cluster" if cluster.started_here else f"the Ray cluster at {cluster.address}"
+        if self.listed:
+            self.console.print(self.listed)
         self.console.print(
             f"Training {len(todo)} of {spec.splits} splits ({spec.preset}, {spec.steps} steps of {spec.batch_size}) on {where} "
             f"({cluster.num_cpus:g} CPUs, {cluster.num_gpus:g} GPUs; {gpus_per_split:g} GPU per split)"

@@ -119,7 +119,8 @@ def _measure_split(run: RunDir, spec: RunSpec, record: SplitRecord, checkpoint: 
 
     path, kind = generator_path(record, checkpoint)
     generator, info = load_generator(run.root / path, device=str(device))
-    data = load_split_images(spec.data, record.classes, info.config.image_size, cache_dir=run.split_dir(record.split))
+    data = load_split_images(spec.data, record.classes, info.config.image_size, cache_dir=run.split_dir(record.split),
+                             index=run.data_index_path)  # fmt: skip
     yardstick = load_or_train_yardstick(run.split_dir(record.split), data.images, data.labels, len(record.classes),
                                         record.split, device, classifier_steps(spec.steps))  # fmt: skip
     fakes = [generate(generator, k, samples, seed=k) for k in range(len(record.classes))]

@@ -4,6 +4,7 @@ split's checkpoint folder.
     RUN/
       run.json             what was launched (data, splits, steps, model config, seed)
       manifest.parquet     one row per split; written only by the coordinator
+      data-index.parquet   an image folder's files, listed once per launch by the coordinator
       splits/041/          split 41's checkpoints (written only by its worker)
 
 Every file is read and written through manifests/storage/: a reader at any instant sees
@@ -21,6 +22,7 @@ import pyarrow as pa
 from manifests.errors import UserError, first_line
 from manifests.storage import Location, StorageError, VersionedFile, WriteConflict, location
 from manifests.storage.local import probe_write
+from manifests.tables.data_index import DATA_INDEX_NAME
 from manifests.tables.manifest import MANIFEST_FORMAT, MANIFEST_SCHEMA, SplitRecord
 from manifests.tables.parquet import TableError, table_rows
 
@@ -89,6 +91,11 @@ class RunDir:
     @property
     def spec_path(self) -> Location:
         return self.root / SPEC_NAME
+
+    @property
+    def data_index_path(self) -> Location:
+        """The listing of the run's image folder (manifests/tables/data_index.py); other data has none."""
+        return self.root / DATA_INDEX_NAME
 
     def split_dir(self, split_id: int) -> Location:
         return self.root / "splits" / f"{split_id:03d}"

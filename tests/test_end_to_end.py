@@ -85,6 +85,7 @@ def test_image_folder_run_and_sampling_by_folder_name(tmp_path, image_folder):
     run = tmp_path / "run"
     result = invoke("launch", "--data", image_folder, "--splits", "2", "--run", run, "--gpus-per-split", "0", *QUICK)
     assert result.exit_code == 0, result.output
+    assert "Data: 48 images in 4 class folders, listed in" in result.output and (run / "data-index.parquet").is_file()
     rows = rows_of(run)
     assert [r.class_names for r in rows.values()] == [["class_0", "class_1"], ["class_2", "class_3"]]
     assert all(r.status == Status.SUCCEEDED for r in rows.values())

@@ -306,7 +306,11 @@ def test_a_split_that_raises_fails_once_while_the_others_finish_and_a_later_laun
 
     for f, data in originals.items():
         f.write_bytes(data)
-    retried = invoke("launch", "--run", run, "--gpus-per-split", "0")
+    # The relaunch lists the folder again, says what changed, and trains on it only when told to.
+    refused = invoke("launch", "--run", run, "--gpus-per-split", "0")
+    assert_one_line_error(refused, f"{len(class_2)} file(s) changed in 1 class folder(s) (class_2)", "--reindex")
+    assert rows_of(run) == rows
+    retried = invoke("launch", "--run", run, "--gpus-per-split", "0", "--reindex")
     assert retried.exit_code == 0, retried.output
     again = rows_of(run)
     assert (again[1].status, again[1].attempt, again[1].error) == (Status.SUCCEEDED, 2, None)

@@ -89,6 +89,7 @@ def test_an_image_folder_on_s3_is_listed_decoded_once_and_cached_with_the_run(s3
     assert [r.class_names for r in rows.values()] == [["class_0", "class_1"], ["class_2", "class_3"]]
     assert all(r.status == Status.SUCCEEDED and r.skipped_images == 0 for r in rows.values())
     assert json.loads(location(f"{run}/run.json").read_text())["data"] == str(data)
+    assert location(f"{run}/data-index.parquet").is_file()  # listed once, by the coordinator, with the run
     for split in (0, 1):
         assert location(f"{run}/splits/{split:03d}/images-32.safetensors").is_file()  # with the run, not on a node
 

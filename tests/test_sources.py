@@ -107,6 +107,9 @@ def test_the_imagenet_layout_gets_torchvisions_class_names_and_keeps_wordnet_ids
     assert dataset.is_imagenet
     assert dataset.class_names[417] == "balloon" and dataset.class_names[0] == "tench"
     assert dataset.class_ids[0] == "n01440764" and len(dataset.class_ids) == 1000
+    from torchvision.models import ResNet18_Weights  # the names are read without importing it: the same ones
+
+    assert dataset.class_names == list(ResNet18_Weights.IMAGENET1K_V1.meta["categories"])
 
 
 def test_other_folders_are_named_by_folder(image_folder):

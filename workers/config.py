@@ -186,6 +186,9 @@ class TrainJob:
     """`builtin`, `cifar10:ROOT` (and the like), or the path of an image folder."""
     split_dir: str
     """Folder for this split's checkpoints, history and image cache."""
+    data_index: str | None = None
+    """The run's data index (RUN/data-index.parquet) of an image folder: the split reads its
+    classes' files from it instead of listing the folder. None: other data, or a run without one."""
     steps: int
     batch_size: int
     seed: int

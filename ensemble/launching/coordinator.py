@@ -33,7 +33,8 @@ from manifests.locks.holder import LaunchLockedError, refusal
 from manifests.locks.launch_lock import live_launch, lock_for
 from manifests.run_dir import RunDir, storage_errors, training_states
 from manifests.tables.manifest import SplitRecord, Status, count_by_status
-from workers.datasets import BUILTIN, IMAGE_CHANNELS, open_dataset
+from manifests.tables.data_index import DataIndex, changes
+from workers.datasets import BUILTIN, IMAGE_CHANNELS, ImageFolderDataset, is_image_folder, open_dataset
 from workers.datasets.palette import IMAGE_SIZE as BUILTIN_IMAGE_SIZE
 
 
@@ -66,6 +67,9 @@ class LaunchRequest:
     """Fresh seeds a split whose best generator fails a class may be retrained with. None:
     DEFAULT_QUALITY_RETRIES in all, and flagged splits are left alone; given on a relaunch,
     flagged splits get this many more."""
+    reindex: bool = False
+    """On a relaunch whose image folder's files changed since the run listed them: train the
+    unfinished splits on the files as they are now (without it, the relaunch is refused)."""
 
 
 @dataclass(frozen=True)
@@ -79,8 +83,10 @@ class LaunchSummary:
     """Counts by status of the splits --only named (None without --only)."""
 
 
-def _prepare(request: LaunchRequest, run: RunDir) -> tuple[RunSpec, list[SplitRecord], bool]:
-    """The run's spec and manifest rows, from disk or newly planned. Writes nothing."""
+def _prepare(request: LaunchRequest, run: RunDir,
+             listener: LaunchListener) -> tuple[RunSpec, list[SplitRecord], bool, DataIndex | None]:  # fmt: skip
+    """The run's spec and manifest rows, from disk or newly planned, and a new run's data
+    index (its image folder's listing; None for other data). Writes nothing."""
     for name in ("splits", "steps", "batch_size", "checkpoint_every"):
         check_positive(name, getattr(request, name))
     check_seed(request.seed)  # before anything is written: an overflowing seed broke the manifest's first write
@@ -90,13 +96,13 @@ def _prepare(request: LaunchRequest, run: RunDir) -> tuple[RunSpec, list[SplitRe
     if run.exists():
         spec = RunSpec.from_dict(run.read_spec())
         check_relaunch(spec, str(run.root), **given)
-        return spec, run.read_manifest(), False
+        return spec, run.read_manifest(), False, None
     run.check_writable()
     with storage_errors(str(run.root)):
         occupied = run.root.exists() and bool(run.root.list())
     if occupied:
         raise EnsembleError(f"{run.root} exists and is not an ensemble run; pass a new or empty --run DIR")
-    dataset = open_dataset(request.data or BUILTIN)
+    dataset = open_dataset(request.data or BUILTIN, progress=listener.listing)
     spec = new_spec(num_classes=len(dataset.class_names), **given)
     _check_data_fits(spec)
     plan = plan_splits(spec.num_classes, spec.splits)
@@ -105,7 +111,31 @@ def _prepare(request: LaunchRequest, run: RunDir) -> tuple[RunSpec, list[SplitRe
                     class_ids=[dataset.class_ids[c] for c in classes], total_steps=spec.steps)  # fmt: skip
         for i, classes in enumerate(plan)
     ]
-    return spec, records, True
+    return spec, records, True, dataset.index if isinstance(dataset, ImageFolderDataset) else None
+
+
+def _listed_again(request: LaunchRequest, run: RunDir, spec: RunSpec, listener: LaunchListener) -> DataIndex | None:
+    """A relaunch lists its image folder again, so that splits never mix the files of two
+    listings. Returns the index to write (the run has none yet, or --reindex takes the files
+    as they are now), or None when the files are those of the run's index; refuses a change."""
+    if not is_image_folder(spec.data):
+        return None
+    now = open_dataset(spec.data, progress=listener.listing).index
+    with storage_errors(str(run.data_index_path)):
+        if not run.data_index_path.exists():
+            return now  # a run from before data indexes
+        before = DataIndex.read(run.data_index_path)
+    found = changes(before, now)
+    if not found:
+        return None
+    if found.classes_added or found.classes_removed:
+        raise EnsembleError(f"the data folder {spec.data} changed since this run listed it: {found.describe()}; a "
+                            f"run's classes are fixed: put the folders back, or start a new --run")  # fmt: skip
+    if not request.reindex:
+        raise EnsembleError(f"the data folder {spec.data} changed since this run listed it: {found.describe()}; put "
+                            f"the files back, or relaunch with --reindex to train the unfinished splits on them as "
+                            f"they are now")  # fmt: skip
+    return now
 
 
 def _check_data_fits(spec: RunSpec) -> None:
@@ -159,12 +189,14 @@ def launch(request: LaunchRequest, listener: LaunchListener) -> LaunchSummary:
     run = RunDir(request.run_dir)
     if request.quality_retries is not None and request.quality_retries < 0:
         raise EnsembleError(f"--quality-retries must be 0 or more, got {request.quality_retries}")
-    spec, records, is_new = _prepare(request, run)
+    spec, records, is_new, index = _prepare(request, run, listener)
     todo = _select(records, request.only, request.quality_retries)
     if not todo:
         named = None if request.only is None else count_by_status(splits_named(records, request.only))
         return LaunchSummary(run.root, count_by_status(records), 0, time.monotonic() - start, named)
     _check_before_cluster(request, run, todo, is_new)
+    if not is_new:
+        index = _listed_again(request, run, spec, listener)
 
     import ray
 
@@ -176,7 +208,7 @@ def launch(request: LaunchRequest, listener: LaunchListener) -> LaunchSummary:
         # Nothing is written before the lock is held; what was read before is read again
         # under it, in case another launch changed the run in between.
         lock.acquire()
-        records, todo, seed_limits = _claim(request, run, spec, records, todo, is_new)
+        records, todo, seed_limits = _claim(request, run, spec, records, todo, is_new, index)
         run.fence_with(lock)  # every manifest write from here on is fenced by the lock or lease
         run.write_manifest(records)
         listener.launched(cluster, spec, todo, gpus)
@@ -205,13 +237,17 @@ def _check_before_cluster(request: LaunchRequest, run: RunDir, todo: list[SplitR
 
 
 def _claim(request: LaunchRequest, run: RunDir, spec: RunSpec, records: list[SplitRecord], todo: list[SplitRecord],
-           is_new: bool) -> tuple[list[SplitRecord], list[SplitRecord], dict[int, int]]:  # fmt: skip
-    """Under the lock: write the spec of a new run, or read the rows again; give each split
-    of this launch its seed and mark it pending (failed ones get another go; `running` rows
-    are stale). Returns the rows, those this launch trains, and how many seeds each may have."""
+           is_new: bool, index: DataIndex | None) -> tuple[list[SplitRecord], list[SplitRecord], dict[int, int]]:  # fmt: skip
+    """Under the lock: write the data index (when there is a new one) and the spec of a new
+    run, or read the rows again; give each split of this launch its seed and mark it pending
+    (failed ones get another go; `running` rows are stale). Returns the rows, those this
+    launch trains, and how many seeds each may have."""
+    if is_new and run.exists():
+        raise EnsembleError(f"another launch created {run.root} meanwhile; launch again to resume it")
+    if index is not None:
+        with storage_errors(str(run.data_index_path)):
+            index.write(run.data_index_path)
     if is_new:
-        if run.exists():
-            raise EnsembleError(f"another launch created {run.root} meanwhile; launch again to resume it")
         run.write_spec(spec.to_dict())
     else:
         records = run.read_manifest()

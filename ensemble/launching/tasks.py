@@ -9,6 +9,7 @@ from ensemble.run_spec import RunSpec
 from manifests.run_dir import RunDir
 from manifests.tables.manifest import SplitRecord, Status
 from workers.config import TrainJob
+from workers.datasets import is_image_folder
 
 DEFAULT_QUALITY_RETRIES = 1
 SEED_STRIDE = 1_000_000_007
@@ -57,6 +58,7 @@ def job_for(spec: RunSpec, record: SplitRecord, run: RunDir) -> TrainJob:
         class_names=list(record.class_names),
         data=spec.data,
         split_dir=str(run.split_dir(record.split).absolute()),
+        data_index=str(run.data_index_path.absolute()) if is_image_folder(spec.data) else None,
         steps=recipe.get("steps", spec.steps),
         batch_size=spec.batch_size,
         seed=record.seeds[-1] if record.seeds else base_seed(spec, record),

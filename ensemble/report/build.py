@@ -160,7 +160,7 @@ def _draw_samples(run: RunDir, spec: RunSpec, pictures: list[SplitPictures], che
             shown.across_classes = _webp(figures.across_classes)
             try:
                 real = real_examples(spec.data, record.classes, info.config.image_size, REAL_PER_CLASS,
-                                     cache_dir=run.split_dir(record.split))  # fmt: skip
+                                     cache_dir=run.split_dir(record.split), index=run.data_index_path)  # fmt: skip
                 shown.real = _webp(real_grid(real.images, real.labels, len(record.classes)))
             except (DatasetError, OSError) as exc:
                 shown.problem = f"its real images cannot be read ({str(exc).splitlines()[0]})"

@@ -9,7 +9,9 @@
 
 Every dataset has class_names, class_ids (what `--label` accepts besides names and
 indices) and load_classes(classes, image_size); those that are costly to decode also have
-fingerprint(classes), and load_split_images caches their decoded pixels.
+fingerprint(classes), and load_split_images caches their decoded pixels. An image folder is
+listed once per launch, into the run's data index; given that index, a split's loading
+reads its own classes' rows and never lists the folder (workers/datasets/folder.py).
 """
 from __future__ import annotations
 
@@ -20,7 +22,8 @@ from manifests.storage import is_uri
 from workers.datasets.arrays import SOURCES
 from workers.datasets.builtin import BuiltinDataset
 from workers.datasets.errors import DatasetError
-from workers.datasets.folder import ImageFolderDataset
+from workers.datasets.folder import ImageFolderDataset, SplitFolder
+from workers.datasets.listing import Progress
 from workers.datasets.loaded import LoadedImages
 
 BUILTIN = "builtin"
@@ -43,7 +46,13 @@ def normalise_spec(spec: str) -> str:
     return f"{kind}:{path}" if kind else path
 
 
-def open_dataset(spec: str):
+def is_image_folder(spec: str) -> bool:
+    """Whether `spec` names an image folder (the data that runs keep an index of)."""
+    return spec != BUILTIN and _split_spec(spec)[0] is None
+
+
+def open_dataset(spec: str, progress: Progress | None = None):
+    """The whole dataset; an image folder is listed (with `progress` as it goes)."""
     if spec == BUILTIN:
         return BuiltinDataset()
     kind, path = _split_spec(spec)
@@ -54,20 +63,35 @@ def open_dataset(spec: str):
         if not Path(path).is_dir():
             raise DatasetError(f"--data {spec}: {path} is not a folder; pass {kind}:ROOT, ROOT being torchvision's root")
         return SOURCES[kind](path)
-    return ImageFolderDataset(spec)
+    return ImageFolderDataset(spec, progress)
 
 
-def load_split_images(spec: str, classes: list[int], image_size: int, cache_dir=None) -> LoadedImages:
+def open_split(spec: str, classes: list[int], index=None):
+    """What a split's classes are read from: for an image folder with a data index (a path,
+    URI or Location of RUN/data-index.parquet that exists), those classes' rows of it; else
+    the whole dataset."""
+    if index is not None and is_image_folder(spec):
+        from manifests.storage import location
+
+        index = location(index)
+        if index.exists():
+            return SplitFolder(index, classes)
+    return open_dataset(spec)
+
+
+def load_split_images(spec: str, classes: list[int], image_size: int, cache_dir=None, index=None) -> LoadedImages:
     """One split's images; decoded once, then read from cache_dir (a path, URI or
-    Location) on later attempts."""
+    Location) on later attempts. `index`: the run's data index (see open_split)."""
     from workers.datasets.cache import write_cache
 
-    dataset = open_dataset(spec)
+    dataset = open_split(spec, classes, index)
     if cache_dir is None or not hasattr(dataset, "fingerprint"):
         return dataset.load_classes(classes, image_size)
     path, key, cached = _cached(dataset, classes, image_size, cache_dir)
     if cached is not None:
         return cached
+    if isinstance(dataset, SplitFolder):
+        dataset.check_unchanged(classes)  # decoding now: the files must still be those the run listed
     data = dataset.load_classes(classes, image_size)
     try:
         write_cache(path, key, data)
@@ -76,12 +100,13 @@ def load_split_images(spec: str, classes: list[int], image_size: int, cache_dir=
     return data
 
 
-def real_examples(spec: str, classes: list[int], image_size: int, per_class: int, cache_dir=None) -> LoadedImages:
+def real_examples(spec: str, classes: list[int], image_size: int, per_class: int, cache_dir=None,
+                  index=None) -> LoadedImages:  # fmt: skip
     """A few images of each class, for people to look at: from the split's decode cache when
-    it has one, else decoding (or drawing) only those few."""
+    it has one, else decoding (or drawing) only those few. `index`: see open_split."""
     import torch
 
-    dataset = open_dataset(spec)
+    dataset = open_split(spec, classes, index)
     if isinstance(dataset, BuiltinDataset):
         from workers.datasets.drawing import render_class
 
@@ -91,7 +116,7 @@ def real_examples(spec: str, classes: list[int], image_size: int, per_class: int
         cached = _cached(dataset, classes, image_size, cache_dir)[2]
         if cached is not None:
             return cached
-    if isinstance(dataset, ImageFolderDataset):
+    if isinstance(dataset, (ImageFolderDataset, SplitFolder)):
         return dataset.load_classes(classes, image_size, per_class=per_class)
     return dataset.load_classes(classes, image_size)
 
@@ -105,5 +130,5 @@ def _cached(dataset, classes: list[int], image_size: int, cache_dir):
     return path, key, read_cache(path, key)
 
 
-__all__ = ["BUILTIN", "BuiltinDataset", "DatasetError", "ImageFolderDataset", "LoadedImages", "load_split_images",
-           "normalise_spec", "open_dataset", "real_examples"]  # fmt: skip
+__all__ = ["BUILTIN", "BuiltinDataset", "DatasetError", "ImageFolderDataset", "LoadedImages", "SplitFolder",
+           "is_image_folder", "load_split_images", "normalise_spec", "open_dataset", "open_split", "real_examples"]  # fmt: skip

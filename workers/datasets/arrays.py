@@ -73,7 +73,7 @@ class _ArrayDataset:
         return list(self.class_names)
 
     def fingerprint(self, classes: list[int]) -> str:
-        return fingerprint_files(self.files)  # every class comes from the same files
+        return fingerprint_files((path, None, None) for path in self.files)  # every class comes from the same files
 
     def _arrays(self):
         raise NotImplementedError

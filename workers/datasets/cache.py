@@ -11,7 +11,9 @@ import hashlib
 import json
 import os
 
-from manifests.storage import Entry, Location, location
+from typing import Iterable
+
+from manifests.storage import Location, location
 from workers.datasets.loaded import LoadedImages
 
 CACHE_VERSION = "1"
@@ -21,17 +23,15 @@ def cache_path(cache_dir: "Location | str", image_size: int) -> Location:
     return location(cache_dir) / f"images-{image_size}.safetensors"
 
 
-def fingerprint_files(files: "list[Entry]") -> str:
-    """Changes when any of these files is added, removed, replaced or touched."""
+def fingerprint_files(files: "Iterable[tuple[object, int | None, int | None]]") -> str:
+    """Changes when any of these files is added, removed, replaced or touched. Each is
+    (path or Location, size, mtime_ns); a size of None is found by a stat."""
     digest = hashlib.sha1()
-    for entry in files:
-        if not isinstance(entry, Entry):
-            entry = Entry(location(entry), is_dir=False)
-        size, mtime_ns = entry.size, entry.mtime_ns
-        if size is None:  # a local listing leaves the stat to here
-            stat = os.stat(str(entry.location))
+    for path, size, mtime_ns in files:
+        if size is None:
+            stat = os.stat(str(path))
             size, mtime_ns = stat.st_size, stat.st_mtime_ns
-        digest.update(f"{entry.location}\0{size}\0{mtime_ns}\n".encode())
+        digest.update(f"{path}\0{size}\0{mtime_ns}\n".encode())
     return digest.hexdigest()
 
 
