@@ -103,3 +103,21 @@ def test_a_relaunch_refuses_changed_classes_and_names_them_leaving_the_run_as_it
     result = invoke("launch", "--run", run.root)
     assert_one_line_error(result, "1 class folder(s) added (class_5); 1 class folder(s) removed (class_3)")
     assert {p: p.read_bytes() for p in sorted(run.root.path.rglob("*")) if p.is_file()} == before
+
+
+def test_a_damaged_index_is_named_and_a_deleted_one_is_listed_again(tmp_path, image_folder):
+    run = folder_run(tmp_path, image_folder)
+    whole = run.data_index_path.read_bytes()
+    run.data_index_path.write_bytes(whole[: len(whole) // 2])
+    assert_one_line_error(invoke("launch", "--run", run.root), "data index", "is unreadable", "delete it")
+    run.data_index_path.unlink()
+    listed = RunDir(run.root)
+    from ensemble.launching.coordinator import LaunchRequest, _listed_again
+    from ensemble.launching.listener import QuietListener
+    from ensemble.run_spec import RunSpec
+
+    spec = RunSpec.from_dict(listed.read_spec())
+    again = _listed_again(LaunchRequest(run_dir=run.root), listed, spec, QuietListener())
+    copy = location(tmp_path / "as-launched.parquet")
+    copy.write_bytes(whole)
+    assert again is not None and again.table.equals(DataIndex.read(copy).table)  # to be written by the launch
