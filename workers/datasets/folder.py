@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import os
 import re
+from concurrent.futures import ThreadPoolExecutor
 
 from manifests.errors import first_line
 from manifests.storage import Location, StorageError, location, redacted
@@ -29,6 +30,9 @@ from workers.datasets.loaded import LoadedImages
 
 WORDNET_ID = re.compile(r"n\d{8}")
 IMAGENET_CLASSES = 1000
+REMOTE_READ_THREADS = 16
+"""Files read at once from object storage: each GET is a round trip (~30 ms on S3), so one
+thread per CPU would leave a split of 13k images waiting minutes on the network."""
 
 
 def imagenet_class_names() -> list[str]:
@@ -80,9 +84,10 @@ class IndexedFolder:
     def check_unchanged(self, classes: list[int]) -> None:
         """Refuse to decode classes whose folders no longer hold what the index says: a data
         folder changed during a launch would otherwise mix old and new files across splits."""
-        for c in classes:
-            indexed = self.index.files(c)
-            now = list_class(self.root / indexed.class_id)
+        indexed = [self.index.files(c) for c in classes]
+        with ThreadPoolExecutor(max_workers=1 if self.root.is_local else REMOTE_READ_THREADS) as pool:
+            listed = list(pool.map(lambda files: list_class(self.root / files.class_id), indexed))
+        for indexed, now in zip(indexed, listed):
             if now != indexed:
                 before, after = indexed.stamps(), now.stamps()
                 added, removed = len(after.keys() - before.keys()), len(before.keys() - after.keys())
@@ -96,12 +101,13 @@ class IndexedFolder:
     def load_classes(self, classes: list[int], image_size: int, per_class: int | None = None) -> LoadedImages:
         """Every image of the classes, or the first `per_class` files of each."""
         import torch
-        from concurrent.futures import ThreadPoolExecutor
 
         jobs = [(self.root / files.class_id / name, local)
                 for local, files in enumerate(map(self.index.files, classes)) for name in files.names[:per_class]]  # fmt: skip
-        # PIL releases the GIL while it decodes and resizes, so threads decode in parallel.
-        with ThreadPoolExecutor(max_workers=max(1, torch.get_num_threads())) as pool:
+        # PIL releases the GIL while it decodes and resizes, so threads decode in parallel; on
+        # object storage more threads wait on GETs than there are CPUs to decode.
+        threads = max(1, torch.get_num_threads())
+        with ThreadPoolExecutor(max_workers=threads if self.root.is_local else max(threads, REMOTE_READ_THREADS)) as pool:
             decoded = list(pool.map(lambda job: _decode(job[0], image_size), jobs))
         kept = [(array, local) for array, (_, local) in zip(decoded, jobs) if array is not None]
         skipped = len(jobs) - len(kept)
