@@ -40,7 +40,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-SPLIT_CLASSES = list(range(410, 420))  # split 41 of 100, the one `ensemble sample --label 417` routes to
+SPLIT_CLASSES = list(range(410, 420))
+"""Split 41 of 100, the one `ensemble sample --label 417` routes to (--classes N: the 10 at 41% of N)."""
+CLASSES = 1000
 
 
 def peak_mb() -> float:
@@ -151,7 +153,8 @@ PARTS = {"listing": measure_listing, "split": measure_split, "load": measure_loa
 def in_fresh_process(part: str, *args: str, code: str | None = None) -> dict:
     """The part's figures, measured in a new process running `code` (a checkout; this one by default)."""
     code = code or str(Path(__file__).resolve().parents[1])
-    result = subprocess.run([sys.executable, __file__, "--child", code, part, *args], capture_output=True, text=True,
+    result = subprocess.run([sys.executable, __file__, "--classes", str(CLASSES), "--child", code, part, *args],
+                            capture_output=True, text=True,
                             env={**os.environ, "PYTHONPATH": code})  # fmt: skip
     if result.returncode:
         raise SystemExit(f"{part} failed:\n{result.stderr[-3000:]}")
@@ -159,10 +162,11 @@ def in_fresh_process(part: str, *args: str, code: str | None = None) -> dict:
 
 
 def ensure_folder(scratch: Path, per_class: int) -> str:
-    root = scratch / f"imagenet-{per_class}"
-    if not (root / "n00000999").is_dir() or len(os.listdir(root / "n00000999")) != per_class:
+    root = scratch / f"imagenet-{CLASSES}x{per_class}"
+    last = root / f"n{CLASSES - 1:08d}"
+    if not last.is_dir() or len(os.listdir(last)) != per_class:
         subprocess.run([sys.executable, str(Path(__file__).parent / "imagenet_folder.py"), str(root),
-                        "--per-class", str(per_class)], check=True)  # fmt: skip
+                        "--classes", str(CLASSES), "--per-class", str(per_class)], check=True)  # fmt: skip
     return str(root)
 
 
@@ -172,7 +176,7 @@ def ensure_s3_folder(per_class: int) -> str:
     start_s3()  # this process's moto server; the children reach it through AWS_ENDPOINT_URL
     uri = "s3://bench/train"
     subprocess.run([sys.executable, str(Path(__file__).parent / "imagenet_folder.py"), "--s3", uri,
-                    "--per-class", str(per_class)], check=True)  # fmt: skip
+                    "--classes", str(CLASSES), "--per-class", str(per_class)], check=True)  # fmt: skip
     return uri
 
 
@@ -199,12 +203,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="130", help="files per class folder, comma-separated (1300: ImageNet)")
     parser.add_argument("--parts", default="local,s3", help="local, s3, decode (comma-separated)")
+    parser.add_argument("--classes", type=int, default=1000, help="class folders (at least 10)")
     parser.add_argument("--scratch", default=os.path.join(tempfile.gettempdir(), "acgan-bench-data"))
     parser.add_argument("--before", metavar="CHECKOUT",
                         help="also measure a split's overhead with the code of this checkout (e.g. a `git worktree` "
                         "of the commit before the data index)")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    global SPLIT_CLASSES, CLASSES
+    CLASSES = args.classes
+    SPLIT_CLASSES = list(range(CLASSES * 41 // 100, CLASSES * 41 // 100 + 10))
     if args.child:
         _, part, *rest = args.child  # the checkout is on PYTHONPATH
         sys.path.insert(0, args.child[0])

@@ -27,16 +27,32 @@ def class_id(index: int) -> str:
     return f"n{index:08d}"
 
 
-def source_jpegs() -> list[bytes]:
-    """A few real photos (scikit-image's), cropped and resized to ImageNet's typical 500x375."""
+def source_photos() -> list:
+    """A few real photos: scikit-image's (the bench extra), else matplotlib's one photo cropped
+    several ways (enough for tests of this script)."""
     from PIL import Image
-    from skimage import data
 
-    photos = [data.astronaut(), data.coffee(), data.chelsea(), data.rocket(), data.hubble_deep_field(),
+    try:
+        from skimage import data
+    except ImportError:
+        from matplotlib import cbook
+
+        with Image.open(cbook.get_sample_data("grace_hopper.jpg")) as photo:
+            photo = photo.convert("RGB")
+            w, h = photo.size
+            return [photo.crop((i * w // 16, i * h // 16, w - i * w // 32, h - i * h // 32)) for i in range(SOURCE_PHOTOS)]
+    arrays = [data.astronaut(), data.coffee(), data.chelsea(), data.rocket(), data.hubble_deep_field(),
               data.immunohistochemistry(), data.retina(), data.colorwheel()][:SOURCE_PHOTOS]  # fmt: skip
+    return [Image.fromarray(array).convert("RGB") for array in arrays]
+
+
+def source_jpegs() -> list[bytes]:
+    """The photos resized to ImageNet's typical 500x375, as JPEGs."""
+    from PIL import Image
+
     encoded = []
-    for array in photos:
-        image = Image.fromarray(array).convert("RGB").resize(PHOTO_SIZE, Image.BILINEAR)
+    for photo in source_photos():
+        image = photo.resize(PHOTO_SIZE, Image.BILINEAR)
         buffer = io.BytesIO()
         image.save(buffer, "JPEG", quality=90)
         encoded.append(buffer.getvalue())

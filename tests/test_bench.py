@@ -36,3 +36,14 @@ def test_status_bench_times_each_command_on_a_made_up_manifest():
     (route,) = [line for line in table.splitlines() if "route one label" in line]
     by_index, by_name = map(float, re.search(r"([\d.]+) / ([\d.]+) us", route).groups())
     assert 0 < by_index < 10_000 and 0 < by_name < 10_000, route
+
+
+def test_data_index_bench_lists_a_made_up_imagenet_folder_and_measures_a_split(tmp_path):
+    out = run("data_index.py", "--classes", "20", "--sizes", "3", "--parts", "local,decode", "--scratch", str(tmp_path))
+    listing = re.search(r"local disk, 60 files: coordinator listing ([\d.]+) s .* index ([\d.]+) MB", out)
+    split = re.search(r"local disk, 60 files: per split (\d+) ms .* its 30 file names ([\d.]+) MB", out)
+    assert listing and split, out
+    assert float(listing[1]) < 60 and float(listing[2]) < 1 and int(split[1]) < 10_000
+    decoded = re.findall(r"decode to (\d+) px: (\d+) images/s per core; cache ([\d.]+) KiB per image", out)
+    assert [(size, cache) for size, _, cache in decoded] == [("32", "3.0"), ("64", "12.0"), ("128", "48.0")], out
+    assert all(int(rate) > 0 for _, rate, _ in decoded)  # 3 bytes a pixel: the cache holds exactly the pixels
