@@ -90,3 +90,13 @@ def test_training_state_generator_cache_and_manifest_all_go_through_it(tmp_path,
     run = planned_run(tmp_path / "run")
     assert_durable(disk_events, run.manifest_path)
     assert_durable(disk_events, RunDir(tmp_path / "run").spec_path)
+
+
+@pytest.mark.parametrize("umask,mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_a_written_file_gets_the_mode_the_umask_gives(tmp_path, umask, mode):
+    old = os.umask(umask)
+    try:
+        atomic_files.atomic_write_bytes(tmp_path / "cache.bin", b"private pixels")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "cache.bin").stat().st_mode & 0o777 == mode

@@ -13,6 +13,7 @@ import pytest
 from manifests.locks import launch_lock
 from manifests.locks.launch_lock import LaunchLock, live_launch
 from manifests.locks.holder import LaunchLockedError
+from manifests.run_dir import RunDirError
 
 HOLD = """
 import sys, time
@@ -57,3 +58,13 @@ def test_a_launch_waits_out_a_status_probe_rather_than_refusing(tmp_path):
     finally:
         lock.release()
         released.join()
+
+
+def test_a_lock_file_planted_as_a_symlink_is_refused_and_its_target_left_alone(tmp_path):
+    victim = tmp_path / "precious.txt"
+    victim.write_text("keep me\n")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "launch.lock").symlink_to(victim)
+    with pytest.raises(RunDirError, match="launch.lock is a symbolic link"):
+        LaunchLock(tmp_path / "run").acquire()
+    assert victim.read_text() == "keep me\n"

@@ -16,6 +16,7 @@ says so and goes on unguarded. lock_for() and launch_holder() pick the right one
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import fcntl
 import json
 import os
@@ -27,6 +28,7 @@ from pathlib import Path
 
 from manifests.locks.holder import LaunchHolder, LaunchLockedError, refusal
 from manifests.locks.lease import S3Lease, holder_of, read_lease
+from manifests.run_dir import RunDirError
 from manifests.storage import LocalLocation, Location, S3Location, location
 
 LOCK_NAME = "launch.lock"
@@ -53,7 +55,15 @@ class LaunchLock:
 
     def acquire(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            # Not through a symlink: one planted as RUN/launch.lock would have the launch
+            # truncate and overwrite whatever file it points to.
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        except OSError as exc:
+            if exc.errno != errno.ELOOP:
+                raise
+            raise RunDirError(f"{self.path} is a symbolic link; a run's lock must be a plain file: remove the "
+                                    f"link and launch again") from None  # fmt: skip
         deadline = time.monotonic() + ACQUIRE_PATIENCE_S
         while True:
             try:

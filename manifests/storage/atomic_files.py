@@ -23,7 +23,9 @@ def atomic_write(path: Path, write: Callable[[str], None], keep_previous: Path |
     os.close(fd)
     try:
         write(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 (and some writers recreate the file); others must read runs
+        # mkstemp makes 0600 (and some writers recreate the file): give the mode a new file
+        # gets under the user's umask, so that a private umask keeps private data private.
+        os.chmod(tmp, 0o666 & ~current_umask())
         _fsync_path(tmp, os.O_RDONLY)
         if keep_previous is not None and path.exists():
             os.replace(path, keep_previous)
@@ -42,6 +44,18 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             f.write(data)
 
     atomic_write(path, write)
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it (os.umask sets it too, which would race
+    with other threads creating files); 0o022 when the kernel does not say."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o022
 
 
 def _fsync_path(path, flags: int) -> None:
