@@ -63,3 +63,17 @@ def test_real_images_without_a_preset_get_the_recipe_measured_on_real_folders(im
     assert chosen.steps == 450 and chosen.gan["lr"] == 5e-4 and chosen.gan["d_spectral_norm"] is False
     builtin = new_spec(data=None, **{**given, "num_classes": 1000})
     assert builtin.steps == 450 and builtin.gan["d_spectral_norm"] is False
+
+
+def test_a_few_images_per_class_are_read_from_the_cache_without_the_rest(tmp_path):
+    from workers.datasets.cache import cache_path, read_cache, write_cache
+    from workers.datasets.loaded import LoadedImages
+
+    images = torch.arange(15 * 3 * 4 * 4, dtype=torch.int32).remainder(251).to(torch.uint8).view(15, 3, 4, 4)
+    labels = torch.tensor([0] * 6 + [1] * 2 + [2] * 7)
+    path = cache_path(tmp_path, 4)
+    write_cache(path, "k", LoadedImages(images, labels, skipped=1))
+    few = read_cache(path, "k", per_class=3)
+    assert few.labels.tolist() == [0, 0, 0, 1, 1, 2, 2, 2] and few.skipped == 1
+    assert torch.equal(few.images, images[[0, 1, 2, 6, 7, 8, 9, 10]])
+    assert torch.equal(read_cache(path, "k").images, images) and read_cache(path, "other", per_class=3) is None

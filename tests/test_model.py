@@ -226,3 +226,15 @@ def test_class_loss_gradient_reaches_the_generator():
             if grad is not None:
                 param -= 1e-3 * grad
     assert class_loss_only().item() < before.item()
+
+def test_rendering_many_images_runs_the_generator_in_bounded_chunks_with_the_same_images(monkeypatch):
+    from workers import images
+
+    generator = Generator(get_preset("cpu-32").gan).eval()
+    whole = images.generate(generator, 3, 10, seed=5)
+    passes = []
+    generator.register_forward_hook(lambda module, args, out: passes.append(len(args[0])))
+    monkeypatch.setattr(images, "RENDER_CHUNK_PIXELS", 3 * 32 * 32)  # 3 images of 32 px a pass
+    chunked = images.generate(generator, 3, 10, seed=5)
+    assert passes == [3, 3, 3, 1]
+    assert torch.equal(chunked, whole) and chunked.shape == (10, 3, 32, 32)

@@ -20,12 +20,23 @@ def generate(generator: Generator, local_label: int, count: int, seed: int) -> t
     return render(generator, noise, labels)
 
 
+RENDER_CHUNK_PIXELS = 64 * 128 * 128
+"""Pixels per generator pass: 64 images at 128 px, 256 at 64 px, 1024 at 32 px. A paper-128
+generator's pass over 64 images peaked at 0.65 GB on CPU and over 256 at 2.3 GB, so `sample
+--n 10000` in one pass would need ~90 GB. The generator is in eval mode wherever it renders,
+so chunks give the same images as one pass."""
+
+
 @torch.no_grad()
 def render(generator: torch.nn.Module, noise: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """G(noise, labels) as (N, C, S, S) uint8 on the CPU."""
+    """G(noise, labels) as (N, C, S, S) uint8 on the CPU, a bounded chunk per pass."""
     device = next(generator.parameters()).device
-    images = generator(noise.to(device), labels.to(device))
-    return images.add(1.0).mul(127.5).round().clamp(0, 255).to(torch.uint8).cpu()
+    chunk = max(1, RENDER_CHUNK_PIXELS // generator.config.image_size**2) if hasattr(generator, "config") else 256
+    chunks = []
+    for start in range(0, max(len(noise), 1), chunk):
+        images = generator(noise[start : start + chunk].to(device), labels[start : start + chunk].to(device))
+        chunks.append(images.add(1.0).mul(127.5).round().clamp(0, 255).to(torch.uint8).cpu())
+    return chunks[0] if len(chunks) == 1 else torch.cat(chunks)
 
 
 def tile(images: torch.Tensor, padding: int = 2, columns: int | None = None) -> torch.Tensor:

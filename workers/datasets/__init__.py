@@ -113,7 +113,7 @@ def real_examples(spec: str, classes: list[int], image_size: int, per_class: int
         images = torch.cat([render_class(c, per_class) for c in classes])
         return LoadedImages(images, torch.arange(len(classes)).repeat_interleave(per_class), skipped=0)
     if cache_dir is not None and hasattr(dataset, "fingerprint"):
-        cached = _cached(dataset, classes, image_size, cache_dir)[2]
+        cached = _cached(dataset, classes, image_size, cache_dir, per_class)[2]
         if cached is not None:
             return cached
     if isinstance(dataset, (ImageFolderDataset, SplitFolder)):
@@ -121,13 +121,13 @@ def real_examples(spec: str, classes: list[int], image_size: int, per_class: int
     return dataset.load_classes(classes, image_size)
 
 
-def _cached(dataset, classes: list[int], image_size: int, cache_dir):
+def _cached(dataset, classes: list[int], image_size: int, cache_dir, per_class: int | None = None):
     """(the cache file, the key the split's images have now, what the cache holds under that key or None)."""
     from workers.datasets.cache import cache_key, cache_path, read_cache
 
     path = cache_path(cache_dir, image_size)
     key = cache_key(dataset.name, dataset.fingerprint(classes), classes, image_size)
-    return path, key, read_cache(path, key)
+    return path, key, read_cache(path, key, per_class)
 
 
 __all__ = ["BUILTIN", "BuiltinDataset", "DatasetError", "ImageFolderDataset", "LoadedImages", "SplitFolder",
