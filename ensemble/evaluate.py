@@ -87,6 +87,10 @@ def evaluate_run(run_dir: str | Path, only: tuple[int, ...] | None = None, sampl
     measured = []
     for done, record in enumerate(chosen, start=1):
         measured.append(_measure_split(run, spec, record, checkpoint, samples, device, imagenet))
+        # Written as it goes, so that a crash or Ctrl-C keeps the splits measured so far (their
+        # verdicts against the ceiling known so far; the write below gives every split of this
+        # evaluate the final one).
+        write_evaluation(run.root, _rows(run, measured[-1:], samples))
         if progress is not None:
             progress(done, len(chosen), record)
     rows = _rows(run, measured, samples)

@@ -108,3 +108,31 @@ def test_a_table_whose_columns_do_not_match_its_version_is_refused(tmp_path):
     pq.write_table(table, path)
     with pytest.raises(TableError, match="of other names or types than its version 3 has; delete it"):
         read_evaluation(tmp_path)
+
+
+CONCURRENT_WRITER = """
+import sys
+from tests.test_tables import evaluation_row
+from manifests.tables.evaluation import write_evaluation
+run, writer = sys.argv[1], int(sys.argv[2])
+for round in range(20):  # a split of its own each time: a write lost to another is never repaired
+    split = writer * 100 + round
+    write_evaluation(run, [evaluation_row(split * 10 + k, split) for k in range(2)])
+"""
+
+
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_evaluates_of_different_splits_at_once_keep_every_row(tmp_path, request, where):
+    """`evaluate --only 0-49` and `--only 50-99` at once: each write merges with what the other wrote."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    run = str(tmp_path) if where == "local" else request.getfixturevalue("s3_prefix") + "/run"
+    writers = [subprocess.Popen([sys.executable, "-c", CONCURRENT_WRITER, run, str(writer)],
+                                cwd=Path(__file__).parents[1], env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
+               for writer in (1, 2, 3)]  # fmt: skip
+    assert [w.wait(timeout=120) for w in writers] == [0, 0, 0]
+    splits = {row["split"] for row in read_evaluation(run)}
+    assert splits == {writer * 100 + round for writer in (1, 2, 3) for round in range(20)}
