@@ -1,5 +1,6 @@
 """The per-split training function, called directly: no Ray involved."""
 import json
+import shutil
 
 import pytest
 import torch
@@ -124,6 +125,19 @@ def test_a_kill_between_the_two_renames_resumes_from_the_previous_state(tmp_path
     events = []
     assert train_on_cpu(make_job(tmp_path, 30), report=events.append).resumed_from_step == 10
     assert events[0]["warning"] is None
+
+
+def test_a_split_whose_training_states_are_both_gone_fails_instead_of_starting_over(tmp_path):
+    train_on_cpu(make_job(tmp_path, 20))
+    split_dir = tmp_path / "splits" / "041"
+    curves = sorted(p.name for p in (split_dir / "tensorboard").iterdir())
+    for name in ("state.pt", "state.prev.pt"):
+        (split_dir / name).unlink()
+    with pytest.raises(CheckpointError, match=r"no training state \(state.pt and state.prev.pt are missing\).*delete"):
+        train_on_cpu(make_job(tmp_path, 30))
+    assert sorted(p.name for p in (split_dir / "tensorboard").iterdir()) == curves  # nothing of the split is undone
+    shutil.rmtree(split_dir)  # what the message says to do, to retrain it
+    assert train_on_cpu(make_job(tmp_path, 10)).resumed_from_step == 0
 
 
 def test_loading_a_state_never_runs_pickled_code(tmp_path):

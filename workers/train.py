@@ -23,7 +23,7 @@ from workers.checkpoints import (
     save_generator,
     save_training_state,
 )
-from manifests.run_dir import training_states
+from manifests.run_dir import PREVIOUS_STATE_NAME, STATE_NAME, training_states
 from manifests.tables.history import GUARD_METRICS, HISTORY_NAME, METRICS, ROW_WIDTH, padded_rows, write_history
 from manifests.storage import Location, location
 from workers.config import GANConfig, TrainJob, TrainResult
@@ -219,6 +219,7 @@ def _state_to_resume(split_dir: Location, config: GANConfig, seed: int) -> tuple
     to report when an unusable newest file was skipped, and whether this is a new seed."""
     loaded = load_training_state(split_dir)
     if loaded is None:
+        _check_nothing_lost(split_dir)
         return None, None, False
     state = loaded.state
     if not loaded.newest:
@@ -281,8 +282,23 @@ def _restore(state: dict, gan: GAN, rng: torch.Generator, history_window: _Windo
     return int(state["step"]), float(state["train_seconds"]), history
 
 
+def _check_nothing_lost(split_dir: Location) -> None:
+    """A split whose seed has a history (written after each checkpoint's training state) but
+    no training state has lost its checkpoints (both state files deleted, or a disk restored
+    without them): it fails, naming them, instead of training again from step 0 over the
+    curves of the steps it had."""
+    if (split_dir / HISTORY_NAME).exists():
+        raise CheckpointError(
+            f"{split_dir} holds the history of checkpointed training ({HISTORY_NAME}) but no training state "
+            f"({STATE_NAME} and {PREVIOUS_STATE_NAME} are missing): its checkpoints were lost; restore them, or "
+            f"delete {split_dir} to retrain this split"
+        )
+
+
 def _set_aside(split_dir: Location, old_seed: int) -> None:
-    training_states(split_dir).remove_all()
+    # The history first: a kill between the two leaves the old seed's state, which the next
+    # attempt sets aside again, never a history without a state (_check_nothing_lost).
     history = split_dir / HISTORY_NAME
     if history.exists():
         history.move(split_dir / f"history.seed-{old_seed}.parquet")
+    training_states(split_dir).remove_all()
