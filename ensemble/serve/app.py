@@ -6,17 +6,20 @@ multiplexed by generator file and step with at most m generators per replica."""
 
 import asyncio
 import json
+import threading
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from ray import serve
 from ray.exceptions import RayActorError
+from ray.serve.exceptions import BackPressureError
 
 from ensemble.serve.rules import (
     MAX_BODY_BYTES,
     MAX_PER_LABEL,
     REQUEST_TIMEOUT_S,
+    RETRY_AFTER_S,
     ManifestView,
     RequestError,
     b64_png,
@@ -38,7 +41,7 @@ api = FastAPI(
 
 @api.exception_handler(RequestError)
 async def _request_error(request: Request, exc: RequestError) -> JSONResponse:
-    return JSONResponse({"error": str(exc)}, status_code=exc.status)
+    return JSONResponse({"error": str(exc)}, status_code=exc.status, headers=exc.headers)
 
 
 @api.exception_handler(RequestValidationError)
@@ -81,8 +84,18 @@ class GeneratorReplica:
         except CheckpointError as exc:  # named within the run: an HTTP client is not told this machine's paths
             return {"error": str(exc).replace(str(self.run.root).rstrip("/") + "/", "")}
         # Off the replica's event loop: a request of 1024 images of a large preset takes seconds,
-        # and the loop must go on taking (and cancelling) requests meanwhile.
-        images = await asyncio.to_thread(lambda: [generate(generator, k, n, seed) for k, n, seed in requests])
+        # and the loop must go on taking (and cancelling) requests meanwhile. A request cancelled
+        # meanwhile (its client gone, or the ingress's timeout) stops at its next label.
+        abandoned = threading.Event()
+
+        def work() -> list:
+            return [generate(generator, k, n, seed) for k, n, seed in requests if not abandoned.is_set()]
+
+        try:
+            images = await asyncio.to_thread(work)
+        except asyncio.CancelledError:
+            abandoned.set()
+            raise
         return {"images": images, "step": info.step}
 
 
@@ -136,8 +149,11 @@ class Ingress:
 
         try:
             done = await asyncio.wait_for(asyncio.gather(*(one(m, a) for m, a in groups.items())), REQUEST_TIMEOUT_S)
-        except asyncio.TimeoutError:
+        except asyncio.TimeoutError:  # wait_for cancelled the calls, and so the work they asked for
             raise RequestError(503, f"the generators did not answer in {REQUEST_TIMEOUT_S:g} s; try again") from None
+        except BackPressureError:
+            raise RequestError(503, f"the generators are busy (their queue is full); retry in {RETRY_AFTER_S} s",
+                               headers={"Retry-After": str(RETRY_AFTER_S)}) from None  # fmt: skip
         except RequestError:
             raise
         except Exception as exc:  # noqa: BLE001 - e.g. a replica that died twice: one line, not a traceback

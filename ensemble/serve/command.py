@@ -19,6 +19,7 @@ import time
 
 from ensemble.errors import EnsembleError, Interrupted
 from ensemble.generators import check_checkpoint
+from ensemble.serve.rules import ONGOING_PER_REPLICA, QUEUED_AT_INGRESS, QUEUED_PER_REPLICA, RETRY_AFTER_S
 from manifests.errors import first_line
 from manifests.run_dir import RunDir
 
@@ -42,15 +43,17 @@ def build_app(run_dir: str, checkpoint: str = "best", replicas: int = 1, models_
 
     from ensemble.serve.app import Ingress, generators  # Ray Serve and FastAPI: imported once the checks pass
 
-    # Requests wait in the replicas' own queues rather than in Serve's router, which backs off
-    # and retries when every replica is at its limit: at 32 clients, the default limits (5)
-    # made the median request 4.6 s and cut throughput to a seventh.
+    # Bounded queues: past them a request is answered 503 with Retry-After at once (rules.py).
+    from ray.serve.config import BackpressureConfig
+
     replica = generators(models_per_replica).options(
         num_replicas=replicas, ray_actor_options={"num_cpus": cpus_per_replica, "num_gpus": gpus_per_replica},
-        max_ongoing_requests=64,
+        max_ongoing_requests=ONGOING_PER_REPLICA, max_queued_requests=QUEUED_PER_REPLICA * replicas,
     )  # fmt: skip
     absolute = str(run.root) if not run.root.is_local else os.path.abspath(str(run.root))
-    ingress = Ingress.options(ray_actor_options={"num_cpus": 0}, max_ongoing_requests=256)
+    ingress = Ingress.options(ray_actor_options={"num_cpus": 0}, max_ongoing_requests=256,
+                              max_queued_requests=QUEUED_AT_INGRESS,
+                              backpressure_config=BackpressureConfig(retry_after_s=RETRY_AFTER_S))  # fmt: skip
     return ingress.bind(replica.bind(absolute), absolute, checkpoint, host)
 
 

@@ -22,14 +22,25 @@ as a replica keeps by default), so one small request cannot make it load a hundr
 MANIFEST_REFRESH_S = 2.0
 """How stale the ingress's view of the manifest may be: a new checkpoint is served this soon."""
 REQUEST_TIMEOUT_S = 60.0
+ONGOING_PER_REPLICA = 64
+"""Requests a generator replica works on at once (its event loop takes them; generation runs in
+threads): Serve's router backs off and retries when every replica is at its limit, and at 32
+clients its default (5) made the median request 4.6 s and cut throughput to a seventh."""
+QUEUED_PER_REPLICA = 32
+"""Requests a generator replica lets wait beyond the 64 it works on; more are answered 503
+at once, with Retry-After, rather than queued without bound (each may be 1024 images)."""
+QUEUED_AT_INGRESS = 512
+"""HTTP requests the ingress lets wait beyond the 256 it handles; more get Serve's own 503."""
+RETRY_AFTER_S = 2
 
 
 class RequestError(Exception):
-    """An answer other than 200: its HTTP status and one line."""
+    """An answer other than 200: its HTTP status and one line (and headers, e.g. Retry-After)."""
 
-    def __init__(self, status: int, message: str):
+    def __init__(self, status: int, message: str, headers: dict | None = None):
         super().__init__(message)
         self.status = status
+        self.headers = headers or {}
 
 
 @dataclass(frozen=True)
