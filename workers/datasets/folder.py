@@ -174,11 +174,6 @@ class ImageFolderDataset(IndexedFolder):
                 f"...)" + _layout_hint(self.root, self.class_ids)
             )
 
-    def files(self, class_index: int) -> list[Location]:
-        """The class's image files, sorted by name (listed once, when the dataset opened)."""
-        files = self.index.files(class_index)
-        return [self.root / files.class_id / name for name in files.names]
-
 
 def _decode(file: Location, image_size: int):
     """(3, S, S) uint8, or None for a file that cannot be decoded (counted as skipped)."""
