@@ -3,13 +3,14 @@ temporary file, fsynced and renamed over the old one (atomic_files.py)."""
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import tempfile
 from pathlib import Path
 from typing import Iterator
 
 from manifests.storage.atomic_files import atomic_write, atomic_write_bytes
-from manifests.storage.location import Entry, Fill, Location
+from manifests.storage.location import Change, Entry, Fill, Location
 from manifests.storage.versioned import LocalVersionedFile
 
 
@@ -63,6 +64,17 @@ class LocalLocation(Location):
     def write_with(self, fill: Fill) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(self.path, fill)
+
+    def update(self, change: Change) -> None:
+        """Under a flock on `.NAME.lock` beside the file (held by one process of the machine, or
+        of an NFS mount with locking, at a time)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path.parent / f".{self.path.name}.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            self.write_bytes(change(self.path.read_bytes() if self.path.is_file() else None))
+        finally:
+            os.close(fd)
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[str]:

@@ -9,6 +9,8 @@ from manifests.errors import UserError
 
 Fill = Callable[[str], None]
 """Writes a file's content to the local path it is given."""
+Change = Callable[["bytes | None"], bytes]
+"""A file's new bytes, from its current ones (None: there is no file yet)."""
 
 
 class StorageError(UserError):
@@ -62,6 +64,13 @@ class Location:
 
     def read_text(self) -> str:
         return self.read_bytes().decode()
+
+    def update(self, change: Change) -> None:
+        """Replace the file with change(its bytes), read and written as one step against other
+        processes updating it where the storage allows: on local disk under a flock, on S3
+        with a write conditional on the version read. Here (a store without conditional
+        writes) the last writer wins."""
+        self.write_bytes(change(self.read_bytes() if self.is_file() else None))
 
     def write_text(self, text: str) -> None:
         self.write_bytes(text.encode())

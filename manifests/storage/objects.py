@@ -13,18 +13,22 @@ import errno
 import io
 import itertools
 import os
+import random
 import shutil
 import tempfile
+import time
 import uuid
 from typing import BinaryIO, Iterator
 
 from manifests.errors import first_line
-from manifests.storage.location import Entry, Fill, Location, StorageError, WriteConflict
+from manifests.storage.location import Change, Entry, Fill, Location, StorageError, WriteConflict
 from manifests.storage.versioned import PointedVersionedFile
 
 
 UPLOAD_PART_BYTES = 8 << 20
 """An upload's part (S3's minimum is 5 MiB, except the last): smaller objects go in one PUT."""
+UPDATE_ATTEMPTS = 20
+"""Reads, changes and conditional writes an S3Location.update tries while other writers win."""
 
 _FILESYSTEMS: dict[tuple, object] = {}
 
@@ -204,6 +208,21 @@ class S3Location(ObjectLocation):
             if is_precondition_failure(exc):
                 raise WriteConflict(f"{self} was written by another writer") from None
             raise
+
+    def update(self, change: Change) -> None:
+        """Written only over the version read (If-Match; If-None-Match when there was none);
+        when another writer got there first, read, changed and tried again."""
+        for attempt in range(UPDATE_ATTEMPTS):
+            try:
+                data, etag = self.read_with_etag()
+            except FileNotFoundError:
+                data, etag = None, None
+            try:
+                self.write_if(change(data), etag)
+                return
+            except WriteConflict:
+                time.sleep(random.uniform(0, 0.1 * (attempt + 1)))
+        raise WriteConflict(f"{self} kept changing under {UPDATE_ATTEMPTS} attempts to update it; try again")
 
     def upload(self, source: BinaryIO) -> None:
         """One PUT for what fits in a part; else a multipart upload, completed only once every

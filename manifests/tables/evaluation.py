@@ -7,13 +7,9 @@ this version's columns.
 """
 from __future__ import annotations
 
-import contextlib
-import random
-import time
-
 import pyarrow as pa
 
-from manifests.storage import Location, WriteConflict, location
+from manifests.storage import Location, location
 from manifests.tables.parquet import TableFormat, table_rows, with_column
 
 EVALUATION_NAME = "evaluation.parquet"
@@ -77,28 +73,8 @@ def write_evaluation(run_root: "Location | str", rows: list[dict]) -> Location:
     `--only 50-99` at once both keep their rows): under a flock on local disk, and on S3 a
     write only over the version read (If-Match), read and merged again when another won."""
     path = evaluation_path(run_root)
-    if path.is_local:
-        with _flocked(path.parent / EVALUATION_LOCK_NAME):
-            path.write_bytes(_merged(path.read_bytes() if path.is_file() else None, path, rows))
-        return path
-    if not hasattr(path, "write_if"):  # a store without conditional writes: last writer wins
-        path.write_bytes(_merged(path.read_bytes() if path.is_file() else None, path, rows))
-        return path
-    for attempt in range(MERGE_ATTEMPTS):
-        try:
-            data, etag = path.read_with_etag()
-        except FileNotFoundError:
-            data, etag = None, None
-        try:
-            path.write_if(_merged(data, path, rows), etag)
-            return path
-        except WriteConflict:
-            time.sleep(random.uniform(0, 0.1 * (attempt + 1)))  # another evaluate wrote first: merge with its rows
-    raise WriteConflict(f"{path} kept changing under {MERGE_ATTEMPTS} attempts to add these rows; evaluate again")
-
-
-EVALUATION_LOCK_NAME = ".evaluation.lock"
-MERGE_ATTEMPTS = 20
+    path.update(lambda data: _merged(data, path, rows))
+    return path
 
 
 def _merged(data: bytes | None, path: Location, rows: list[dict]) -> bytes:
@@ -107,20 +83,6 @@ def _merged(data: bytes | None, path: Location, rows: list[dict]) -> bytes:
     before = table_rows(FORMAT.from_bytes(data, path)) if data is not None else []
     merged = sorted([row for row in before if row["split"] not in evaluated] + rows, key=lambda row: row["label"])
     return FORMAT.to_bytes(pa.Table.from_pylist(merged, schema=EVALUATION_SCHEMA))
-
-
-@contextlib.contextmanager
-def _flocked(lock_path):
-    """Held by one process of the machine (or of an NFS mount with locking) at a time."""
-    import fcntl
-    import os
-
-    fd = os.open(str(lock_path), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
 
 
 def count_verdicts(rows: list[dict]) -> dict[str, int]:
