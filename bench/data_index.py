@@ -48,8 +48,9 @@ CLASSES = 1000
 def peak_mb() -> float:
     """This process's peak resident memory. Not ru_maxrss: a child's starts at its parent's
     (the parent here runs the S3 server, which holds every object in memory)."""
-    status = Path("/proc/self/status").read_text()
-    return int(status.split("VmHWM:")[1].split()[0]) / 1024
+    from memory import kib  # bench/memory.py's reader of /proc/PID/status
+
+    return kib(os.getpid(), "VmHWM") / 1024
 
 
 def measure_listing(root: str, index_path: str) -> dict:

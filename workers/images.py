@@ -28,10 +28,10 @@ so chunks give the same images as one pass."""
 
 
 @torch.no_grad()
-def render(generator: torch.nn.Module, noise: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def render(generator: Generator, noise: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """G(noise, labels) as (N, C, S, S) uint8 on the CPU, a bounded chunk per pass."""
     device = next(generator.parameters()).device
-    chunk = max(1, RENDER_CHUNK_PIXELS // generator.config.image_size**2) if hasattr(generator, "config") else 256
+    chunk = max(1, RENDER_CHUNK_PIXELS // generator.config.image_size**2)
     chunks = []
     for start in range(0, max(len(noise), 1), chunk):
         images = generator(noise[start : start + chunk].to(device), labels[start : start + chunk].to(device))

@@ -63,7 +63,7 @@ class LaunchLock:
             if exc.errno != errno.ELOOP:
                 raise
             raise RunDirError(f"{self.path} is a symbolic link; a run's lock must be a plain file: remove the "
-                                    f"link and launch again") from None  # fmt: skip
+                              f"link and launch again") from None  # fmt: skip
         deadline = time.monotonic() + ACQUIRE_PATIENCE_S
         while True:
             try:

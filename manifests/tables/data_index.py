@@ -56,6 +56,12 @@ class ClassFiles:
     def stamps(self) -> dict[str, tuple[int, int]]:
         return dict(zip(self.names, zip(self.sizes, self.mtimes_ns)))
 
+    def differences(self, now: "ClassFiles") -> tuple[int, int, int]:
+        """(files added, removed, changed) from this listing of the class folder to `now`."""
+        before, after = self.stamps(), now.stamps()
+        changed = sum(before[name] != after[name] for name in before.keys() & after.keys())
+        return len(after.keys() - before.keys()), len(before.keys() - after.keys()), changed
+
 
 class DataIndex:
     """The files of all, or some, classes of the image folder `root` (str of its Location)."""
@@ -206,9 +212,10 @@ def changes(before: DataIndex, now: DataIndex) -> IndexChanges:
     for c in now.class_indices:
         if before._slice(c).equals(now._slice(c)):
             continue
-        old, new = before.files(c).stamps(), now.files(c).stamps()
-        found.changed_classes.append(now.files(c).class_id)
-        found.files_added += len(new.keys() - old.keys())
-        found.files_removed += len(old.keys() - new.keys())
-        found.files_changed += sum(old[name] != new[name] for name in new.keys() & old.keys())
+        files = now.files(c)
+        added, removed, changed = before.files(c).differences(files)
+        found.changed_classes.append(files.class_id)
+        found.files_added += added
+        found.files_removed += removed
+        found.files_changed += changed
     return found

@@ -22,7 +22,7 @@ from manifests.storage import is_uri
 from workers.datasets.arrays import SOURCES
 from workers.datasets.builtin import BuiltinDataset
 from workers.datasets.errors import DatasetError
-from workers.datasets.folder import ImageFolderDataset, SplitFolder
+from workers.datasets.folder import ImageFolderDataset, IndexedFolder, SplitFolder
 from workers.datasets.listing import Progress
 from workers.datasets.loaded import LoadedImages
 
@@ -116,7 +116,7 @@ def real_examples(spec: str, classes: list[int], image_size: int, per_class: int
         cached = _cached(dataset, classes, image_size, cache_dir, per_class)[2]
         if cached is not None:
             return cached
-    if isinstance(dataset, (ImageFolderDataset, SplitFolder)):
+    if isinstance(dataset, IndexedFolder):
         return dataset.load_classes(classes, image_size, per_class=per_class)
     return dataset.load_classes(classes, image_size)
 

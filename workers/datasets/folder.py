@@ -87,13 +87,11 @@ class IndexedFolder:
         indexed = [self.index.files(c) for c in classes]
         with ThreadPoolExecutor(max_workers=1 if self.root.is_local else REMOTE_READ_THREADS) as pool:
             listed = list(pool.map(lambda files: list_class(self.root / files.class_id), indexed))
-        for indexed, now in zip(indexed, listed):
-            if now != indexed:
-                before, after = indexed.stamps(), now.stamps()
-                added, removed = len(after.keys() - before.keys()), len(before.keys() - after.keys())
-                changed = sum(before[n] != after[n] for n in before.keys() & after.keys())
+        for then, now in zip(indexed, listed):
+            if now != then:
+                added, removed, changed = then.differences(now)
                 raise DatasetError(
-                    f"class folder {self.root / indexed.class_id} changed after the launch listed it ({added} "
+                    f"class folder {self.root / then.class_id} changed after the launch listed it ({added} "
                     f"file(s) added, {removed} removed, {changed} changed); relaunch: it lists the data again and "
                     f"says what changed"
                 )

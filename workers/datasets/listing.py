@@ -16,9 +16,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
-from manifests.storage import Location
 import pyarrow as pa
 
+from manifests.storage import Location
 from manifests.tables.data_index import ClassFiles, DataIndex
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
