@@ -127,9 +127,9 @@ def deploy(app, name: str, where: str, stop, timeout: float) -> None:
         raise EnsembleError(f"cannot deploy on {where}: {first_line(exc)}; stop that application or "
                             f"serve on another cluster (--address)") from None  # fmt: skip
     deadline = time.monotonic() + timeout
-    while (state := _app_status(name)) != "RUNNING":
-        if state == "DEPLOY_FAILED":
-            raise EnsembleError(f"cannot deploy on {where}: {_app_message(name)}")
+    while (state := _app_state(name))[0] != "RUNNING":
+        if state[0] == "DEPLOY_FAILED":
+            raise EnsembleError(f"cannot deploy on {where}: {state[1]}")
         if stop.wait(0.5):
             raise Interrupted("interrupted while deploying; nothing is left deployed")
         if time.monotonic() > deadline:
@@ -138,18 +138,14 @@ def deploy(app, name: str, where: str, stop, timeout: float) -> None:
                                 f"longer --deploy-timeout")  # fmt: skip
 
 
-def _app_status(name: str) -> str | None:
+def _app_state(name: str) -> tuple[str | None, str]:
+    """The application's status (None before Serve knows it) and Serve's one line about it, from one status call."""
     from ray import serve
 
     app = serve.status().applications.get(name)
-    return None if app is None else str(getattr(app.status, "value", app.status))
-
-
-def _app_message(name: str) -> str:
-    from ray import serve
-
-    app = serve.status().applications.get(name)
-    return first_line(getattr(app, "message", "") or "deploy failed")
+    if app is None:
+        return None, ""
+    return str(getattr(app.status, "value", app.status)), first_line(getattr(app, "message", "") or "deploy failed")
 
 
 def check_listening(host: str, port: int, where: str) -> None:
