@@ -19,6 +19,7 @@ from workers.config import GANConfig
 from workers.losses import mode_seeking_term
 from workers.model import Generator
 from workers.presets import get_preset
+from workers.state_format import load_state
 from workers.step import draw_batch
 
 COLLAPSED = {"label": 417, "verdict": "collapsed", "measure": "diversity", "value": 0.12}
@@ -111,7 +112,7 @@ def test_a_retry_with_another_recipe_starts_afresh_instead_of_refusing_the_confi
     changed = {**get_preset("cpu-32").gan.to_dict(), "g_mode_seeking": 1.0}
     retry = train_on_cpu(make_job(tmp_path, 30, seed=8, gan=changed))
     assert retry.step == 30 and retry.resumed_from_step == 0
-    state = torch.load(tmp_path / "splits" / "041" / "state.pt", weights_only=True)
+    state = load_state(str(tmp_path / "splits" / "041" / "state.pt"))
     assert GANConfig.from_dict(state["config"]).g_mode_seeking == 1.0 and state["seed"] == 8
     resumed = train_on_cpu(make_job(tmp_path, 40, seed=8, gan=changed))  # the retry itself resumes exactly
     assert resumed.resumed_from_step == 30

@@ -11,6 +11,7 @@ from workers.checkpoints import CheckpointError, load_generator
 from manifests.tables.history import METRICS, ROW_WIDTH, read_history
 from workers.images import generate
 from workers.presets import cpu_32
+from workers.state_format import load_state
 from workers.train import TrainingDiverged, train_split
 
 # Every option that draws random numbers or keeps state: dropout, activation noise,
@@ -44,7 +45,7 @@ def test_training_reports_progress_and_writes_both_checkpoints(tmp_path):
 
 def _everything(split_dir):
     """The whole training state but the clock: weights, optimisers, random states, history."""
-    state = torch.load(split_dir / "state.pt", weights_only=True)
+    state = load_state(str(split_dir / "state.pt"))
     state.pop("train_seconds")
     seconds = 1 + len(METRICS)  # the column of seconds, after the step and the metrics
     state["history"] = torch.cat([state["history"][:, :seconds], state["history"][:, seconds + 1 :]], dim=1)
@@ -210,7 +211,7 @@ def test_the_generator_samples_come_from_is_the_weight_average(tmp_path):
     train_on_cpu(make_job(tmp_path, 20, guard=False))
     split_dir = tmp_path / "splits" / "041"
     saved = load_file(split_dir / "generator.safetensors")
-    state = torch.load(split_dir / "state.pt", weights_only=True)
+    state = load_state(str(split_dir / "state.pt"))
     averaged, raw = state["generator_ema"], state["generator"]
     params = [name for name in saved if not name.endswith(("running_mean", "running_var", "num_batches_tracked"))]
     assert all(torch.equal(saved[name], averaged[name]) for name in saved)

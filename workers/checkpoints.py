@@ -1,7 +1,11 @@
 """A split's checkpoints, in its own folder:
 
     state.pt                  full training state for resume: G, D, both optimisers, step,
-                              random states. Loaded with weights_only=True: no pickled code runs.
+                              random states. A safetensors file with its structure as JSON
+                              (workers/state_format.py): loading it never unpickles anything.
+                              (The name is kept from the torch.save pickles of earlier versions,
+                              which resume still reads with weights_only=True; the next
+                              checkpoint replaces them.)
     state.prev.pt             the state.pt before it: resume falls back to it when state.pt is
                               truncated or corrupt (at most two checkpoint intervals lost)
     generator.safetensors     G's weights alone, with the step in the file's metadata
@@ -36,6 +40,7 @@ from workers.generator_files import (
     generator_from,
 )
 from workers.model import Generator
+from workers.state_format import is_pickled, load_state, save_state
 
 BAD_STATE_NAME = "state.bad.pt"
 """Where a state.pt that resume had to skip is moved, for inspection."""
@@ -52,7 +57,7 @@ def save_training_state(split_dir: "Location | str", state: dict) -> Location:
 
     A kill at any instant leaves the newest or the previous whole, which resume falls back to.
     """
-    return training_states(split_dir).write(lambda tmp: torch.save(state, tmp), tag=f"{int(state['step']):08d}")
+    return training_states(split_dir).write(lambda tmp: save_state(state, tmp), tag=f"{int(state['step']):08d}")
 
 
 @dataclass(frozen=True)
@@ -87,16 +92,18 @@ def _read_with_retries(file: Location, load):
             time.sleep(0.5 * 2**attempt)
 
 
-def _load_state_file(file: Location, mmap: bool = False) -> dict:
+def _load_state_file(file: Location, header_only: bool = False) -> dict:
     path = str(file)
 
     def load(local: str) -> dict:
+        with open(local, "rb") as head:
+            pickled = is_pickled(head.read(4))
         try:
-            return torch.load(local, map_location="cpu", weights_only=True, mmap=mmap and file.is_local)
-        except pickle.UnpicklingError as exc:
-            found = re.search(r"GLOBAL ([\w.]+)", str(exc))
-            what = f"a pickled reference to {found.group(1)}" if found else "pickled objects other than tensors"
-            raise CheckpointError(f"{path} holds {what}, which is never run or loaded") from None
+            if pickled:
+                return _load_pickled_state(local, path, mmap=header_only and file.is_local)
+            return load_state(local, header_only)
+        except CheckpointError:
+            raise
         except MemoryError:
             raise  # this machine's trouble, not the file's
         except Exception as exc:  # torch raises several types for truncated or foreign files
@@ -108,19 +115,31 @@ def _load_state_file(file: Location, mmap: bool = False) -> dict:
     return state
 
 
-def load_training_state(split_dir: "Location | str", mmap: bool = False) -> LoadedState | None:
+def _load_pickled_state(local: str, path: str, mmap: bool) -> dict:
+    """A state written by torch.save (versions before the safetensors format). torch's
+    restricted unpickler loads tensors and plain containers only; torch>=2.6 (the floor)
+    has no known way around it."""
+    try:
+        return torch.load(local, map_location="cpu", weights_only=True, mmap=mmap)
+    except pickle.UnpicklingError as exc:
+        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        what = f"a pickled reference to {found.group(1)}" if found else "pickled objects other than tensors"
+        raise CheckpointError(f"{path} holds {what}, which is never run or loaded") from None
+
+
+def load_training_state(split_dir: "Location | str", header_only: bool = False) -> LoadedState | None:
     """The newest usable training state, or None when the split has not checkpointed yet.
 
     Falls back from a bad or missing newest file to the previous one; raises CheckpointError
     naming every bad or missing file when no usable one is left: a split whose pointer names
-    checkpoints that cannot be read fails, it never starts again from step 0. `mmap` leaves
-    tensor data on local disk (a cheap check).
+    checkpoints that cannot be read fails, it never starts again from step 0. `header_only`
+    leaves tensor data unread, and each tensor None (a cheap check).
     """
     split_dir = location(split_dir)
     problems: list[str] = []
     for i, path in enumerate(training_states(split_dir).named()):
         try:
-            state = _load_state_file(path, mmap)
+            state = _load_state_file(path, header_only)
         except FileNotFoundError:
             problems.append(f"{path} is missing")
             continue

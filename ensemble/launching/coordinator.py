@@ -168,7 +168,7 @@ def _select(records: list[SplitRecord], only: tuple[int, ...] | None,
 def _check_resumable(run: RunDir, todo: list[SplitRecord]) -> None:
     """Refuse up front, naming the file, a split whose checkpoints are all unusable (truncated,
     foreign, or carrying pickled code), rather than fail it after the cluster has started.
-    Reads only the small pickle part of each local file (tensor data stays on disk); on
+    Reads only the header of each local file (tensor data stays on disk); on
     object storage, where a file is never torn, the worker's load is the check."""
     if not run.root.is_local:
         return
@@ -179,7 +179,7 @@ def _check_resumable(run: RunDir, todo: list[SplitRecord]) -> None:
 
     for record in resuming:
         try:
-            load_training_state(run.split_dir(record.split), mmap=True)
+            load_training_state(run.split_dir(record.split), header_only=True)
         except CheckpointError as exc:
             raise EnsembleError(f"split {record.split} cannot resume: {exc}") from None
 
