@@ -47,3 +47,10 @@ def test_data_index_bench_lists_a_made_up_imagenet_folder_and_measures_a_split(t
     decoded = re.findall(r"decode to (\d+) px: (\d+) images/s per core; cache ([\d.]+) KiB per image", out)
     assert [(size, cache) for size, _, cache in decoded] == [("32", "3.0"), ("64", "12.0"), ("128", "48.0")], out
     assert all(int(rate) > 0 for _, rate, _ in decoded)  # 3 bytes a pixel: the cache holds exactly the pixels
+
+
+def test_state_format_bench_times_both_formats():
+    table = run("state_format.py", "--presets", "cpu-32", "--rounds", "1")
+    rows = [line for line in table.splitlines() if line.startswith("| cpu-32")]
+    assert [row.split("|")[2].strip() for row in rows] == ["torch.save (before)", "safetensors + JSON"]
+    assert all(re.search(r"\| [\d.]+ MB \| \d+ ms \| \d+ ms \|$", row) for row in rows)
