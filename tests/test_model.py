@@ -238,3 +238,17 @@ def test_rendering_many_images_runs_the_generator_in_bounded_chunks_with_the_sam
     chunked = images.generate(generator, 3, 10, seed=5)
     assert passes == [3, 3, 3, 1]
     assert torch.equal(chunked, whole) and chunked.shape == (10, 3, 32, 32)
+
+
+def test_rendering_stops_between_passes_once_abandoned(monkeypatch):
+    """A served request whose client left stops before the generator's next pass, not only
+    before its next label (ensemble/serve/app.py asks its cancellation event)."""
+    from workers import images
+
+    generator = Generator(get_preset("cpu-32").gan).eval()
+    passes = []
+    generator.register_forward_hook(lambda module, args, out: passes.append(len(args[0])))
+    monkeypatch.setattr(images, "RENDER_CHUNK_PIXELS", 3 * 32 * 32)
+    with pytest.raises(images.Abandoned, match="stopped after 6 of 10 images"):
+        images.generate(generator, 3, 10, seed=5, abandoned=lambda: len(passes) == 2)
+    assert passes == [3, 3]

@@ -4,20 +4,27 @@ from __future__ import annotations
 import io
 import math
 from pathlib import Path
+from typing import Callable
 
 import torch
 
 from workers.model import Generator
 
 
+class Abandoned(Exception):
+    """Generation stopped between two passes because its caller no longer wants the images."""
+
+
 @torch.no_grad()
-def generate(generator: Generator, local_label: int, count: int, seed: int) -> torch.Tensor:
-    """`count` images of local class `local_label`: (count, C, S, S) uint8, reproducible by seed."""
+def generate(generator: Generator, local_label: int, count: int, seed: int,
+             abandoned: Callable[[], bool] | None = None) -> torch.Tensor:  # fmt: skip
+    """`count` images of local class `local_label`: (count, C, S, S) uint8, reproducible by seed.
+    `abandoned` is asked before each pass; when it says so, Abandoned is raised."""
     rng = torch.Generator().manual_seed(seed)
     device = next(generator.parameters()).device
     noise = torch.randn(count, generator.config.z_dim, generator=rng).to(device)
     labels = torch.full((count,), local_label, dtype=torch.long, device=device)
-    return render(generator, noise, labels)
+    return render(generator, noise, labels, abandoned)
 
 
 RENDER_CHUNK_PIXELS = 64 * 128 * 128
@@ -28,12 +35,16 @@ so chunks give the same images as one pass."""
 
 
 @torch.no_grad()
-def render(generator: Generator, noise: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """G(noise, labels) as (N, C, S, S) uint8 on the CPU, a bounded chunk per pass."""
+def render(generator: Generator, noise: torch.Tensor, labels: torch.Tensor,
+           abandoned: Callable[[], bool] | None = None) -> torch.Tensor:  # fmt: skip
+    """G(noise, labels) as (N, C, S, S) uint8 on the CPU, a bounded chunk per pass; stops with
+    Abandoned before a pass when `abandoned()` is true (a served request its client left)."""
     device = next(generator.parameters()).device
     chunk = max(1, RENDER_CHUNK_PIXELS // generator.config.image_size**2)
     chunks = []
     for start in range(0, max(len(noise), 1), chunk):
+        if abandoned is not None and abandoned():
+            raise Abandoned(f"stopped after {start} of {len(noise)} images")
         images = generator(noise[start : start + chunk].to(device), labels[start : start + chunk].to(device))
         chunks.append(images.add(1.0).mul(127.5).round().clamp(0, 255).to(torch.uint8).cpu())
     return chunks[0] if len(chunks) == 1 else torch.cat(chunks)

@@ -85,11 +85,13 @@ class GeneratorReplica:
             return {"error": str(exc).replace(str(self.run.root).rstrip("/") + "/", "")}
         # Off the replica's event loop: a request of 1024 images of a large preset takes seconds,
         # and the loop must go on taking (and cancelling) requests meanwhile. A request cancelled
-        # meanwhile (its client gone, or the ingress's timeout) stops at its next label.
+        # meanwhile (its client gone, or the ingress's timeout) stops before the generator's
+        # next pass (at most 64 images at 128 px, workers/images.py), raising Abandoned in the
+        # thread, whose result no one awaits any more.
         abandoned = threading.Event()
 
         def work() -> list:
-            return [generate(generator, k, n, seed) for k, n, seed in requests if not abandoned.is_set()]
+            return [generate(generator, k, n, seed, abandoned.is_set) for k, n, seed in requests]
 
         try:
             images = await asyncio.to_thread(work)
