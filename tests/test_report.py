@@ -129,5 +129,7 @@ def test_a_report_is_rewritten_in_place_and_names_its_generators(builtin_run, tm
     assert text.count("pictures from its latest generator (step ") == 2
     assert all(f"pictures from its latest generator (step {rows[s].checkpoint_step})" in text for s in (41, 42))
     assert "no checkpoint yet (pending)" in text
+    # Made to be passed around: the run is named, not where it lies on this machine.
+    assert str(builtin_run) not in text and f"run <b>{builtin_run.name}</b>" in text
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html"]  # no temporary file left beside it
     assert out.stat().st_ino != inode  # replaced by a rename, never rewritten where a reader has it open

@@ -7,6 +7,7 @@ interpolation figures."""
 from __future__ import annotations
 
 import datetime as dt
+import os
 from html import escape
 
 from ensemble.launching.recipes import describe, parse_recipe
@@ -89,7 +90,7 @@ def render_page(status: RunStatus, spec: RunSpec, pictures: list, checkpoint: st
     flagged = sum(len(p.flags) for p in pictures)
     head = f"""
 <h1>acgan-ensemble report</h1>
-<div class="facts"><span>run <b>{escape(str(status.run_dir))}</b></span><span>data <b>{escape(spec.data)}</b></span>
+<div class="facts"><span>run <b>{escape(_last_part(str(status.run_dir)))}</b></span><span>data <b>{escape(_last_part(spec.data))}</b></span>
 <span>preset <b>{escape(spec.preset)}</b></span><span><b>{spec.splits}</b> splits of <b>{spec.num_classes // spec.splits}</b> classes</span>
 <span><b>{spec.steps:,}</b> steps of <b>{spec.batch_size}</b> per split</span>
 <span>training time <b>{_duration(seconds)}</b> (all splits)</span>
@@ -99,9 +100,9 @@ def render_page(status: RunStatus, spec: RunSpec, pictures: list, checkpoint: st
 <div class="summary">{flagged} class{"" if flagged == 1 else "es"} flagged
 ({_whose_verdicts(status, len(records))}),
 outlined in red below.</div>"""  # fmt: skip
-    return f"""<!doctype html>
+    page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>acgan-ensemble report: {escape(str(status.run_dir))}</title><style>{STYLE}</style></head>
+<title>acgan-ensemble report: {escape(_last_part(str(status.run_dir)))}</title><style>{STYLE}</style></head>
 <body><main>{head}
 <h2>Every class, one sample each</h2>
 <p><input id="find" type="search" placeholder="Find a class by name or label" aria-label="Find a class">
@@ -113,6 +114,22 @@ outlined in red below.</div>"""  # fmt: skip
 {"".join(_section(p) for p in pictures)}
 </main><script>{SCRIPT}</script></body></html>
 """
+    return _without_machine_paths(page, str(status.run_dir), spec.data)
+
+
+def _last_part(path: str) -> str:
+    """A run or data folder as the page names it: its own name, not where it lies."""
+    return path.rstrip("/").rsplit("/", 1)[-1] or path
+
+
+def _without_machine_paths(page: str, run_dir: str, data: str) -> str:
+    """A report is made to be passed around: the run's and the data's locations (a home folder,
+    a bucket's keys), also inside the errors and warnings it quotes, become their names."""
+    local = [os.path.realpath(p) for p in (run_dir, data) if "://" not in p]  # errors may name resolved paths
+    for full in {run_dir, data, *local} - {""}:
+        if "/" in full:  # a built-in dataset's name stays as it is
+            page = page.replace(escape(full.rstrip("/")), escape(_last_part(full)))
+    return page
 
 
 def _whose_verdicts(status: RunStatus, splits: int) -> str:
