@@ -55,7 +55,7 @@ def main() -> None:
 
     client = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"])
     page = lambda: client.list_objects_v2(Bucket=BUCKET, Prefix="train/", MaxKeys=1000)  # noqa: E731
-    folder = lambda: client.list_objects_v2(Bucket=BUCKET, Prefix="train/n00000041/", Delimiter="/")  # noqa: E731
+    folder = lambda: client.list_objects_v2(Bucket=BUCKET, Prefix="train/n00000001/", Delimiter="/")  # noqa: E731
     print("| objects in the bucket | one LIST of a class folder (130 keys) | one LIST page of 1000 keys | "
           "least time to list the bucket (N/1000 pages) | 1000 class-folder LISTs (what the coordinator sends) |")
     print("|---|---|---|---|---|")

@@ -54,3 +54,10 @@ def test_state_format_bench_times_both_formats():
     rows = [line for line in table.splitlines() if line.startswith("| cpu-32")]
     assert [row.split("|")[2].strip() for row in rows] == ["torch.save (before)", "safetensors + JSON"]
     assert all(re.search(r"\| [\d.]+ MB \| \d+ ms \| \d+ ms \|$", row) for row in rows)
+
+
+def test_moto_list_bench_times_a_list_on_a_filled_bucket():
+    table = run("moto_list.py", "--sizes", "2")
+    (row,) = [line for line in table.splitlines() if line.startswith("| 2,000 |")]
+    folder_ms, page_ms = (float(x) for x in re.findall(r"\| (\d+) ms", row))
+    assert 0 < folder_ms < 10_000 and 0 < page_ms < 10_000, row
