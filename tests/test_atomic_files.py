@@ -69,12 +69,13 @@ def test_training_state_generator_cache_and_manifest_all_go_through_it(tmp_path,
     from workers.datasets.cache import write_cache
     from workers.datasets.loaded import LoadedImages
     from workers.model import Generator
+    from workers.state_format import load_state
 
     split_dir = tmp_path / "split"
     save_training_state(split_dir, {"step": 1, "generator": {}})
     save_training_state(split_dir, {"step": 2, "generator": {}})
     assert_durable(disk_events, split_dir / STATE_NAME)
-    assert torch.load(split_dir / PREVIOUS_STATE_NAME, weights_only=True)["step"] == 1  # kept, not lost
+    assert load_state(str(split_dir / PREVIOUS_STATE_NAME))["step"] == 1  # kept, not lost
 
     config = GANConfig(num_classes=2, g_widths=(8, 8, 8))
     info = GeneratorInfo(config=config, step=2, split=0, classes=[0, 1], class_names=["a", "b"])

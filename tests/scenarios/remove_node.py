@@ -19,13 +19,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the project root, when run as a script
 
 import ray
-import torch
 from ray.cluster_utils import Cluster
 
 from ensemble.launching.coordinator import LaunchRequest, launch
 from ensemble.launching.listener import QuietListener
 from manifests.tables.manifest import Status
 from tests.helpers import join_or_fail, rows_of, wait_for
+from workers.state_format import load_state
 
 
 def parent_pid(pid: int) -> int:
@@ -64,7 +64,7 @@ def main(run: Path, steps: int, checkpoint_every: int) -> None:
         raylets = {node.all_processes["raylet"][0].process.pid: node for node in workers}
         node = raylets[parent_pid(victim.pid)]
         cluster.remove_node(node, allow_graceful=False)
-        state = torch.load(Path(run) / "splits" / f"{victim.split:03d}" / "state.pt", weights_only=True)
+        state = load_state(str(Path(run) / "splits" / f"{victim.split:03d}" / "state.pt"))
         join_or_fail(coordinator, 300, "the launch after its node was removed")
         if errors:
             raise errors[0]
