@@ -14,14 +14,12 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from storage import BUCKET, start_s3  # noqa: E402
+from storage import BUCKET, median_seconds, start_s3  # noqa: E402
 
 PER_CLASS = 130
 
@@ -35,15 +33,6 @@ def fill(count: int, have: int) -> None:
     for i in range(have, count):
         folder = f"n{i // PER_CLASS:08d}"
         backend.put_object(BUCKET, f"train/{folder}/{folder}_{i % PER_CLASS}.JPEG", b"")
-
-
-def timed(action, repeats: int = 5) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -64,7 +53,7 @@ def main() -> None:
         fill(size, have)
         have = size
         assert page()["KeyCount"] == 1000 and folder()["KeyCount"] == PER_CLASS
-        page_s, folder_s = timed(page), timed(folder)
+        page_s, folder_s = median_seconds(page, 5), median_seconds(folder, 5)
         print(f"| {size:,} | {folder_s * 1000:.0f} ms | {page_s * 1000:.0f} ms | "
               f"{math.ceil(size / 1000) * page_s:.1f} s | {1000 * folder_s:.0f} s |")
         sys.stdout.flush()
