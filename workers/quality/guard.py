@@ -24,6 +24,15 @@ a third of a cpu-32 GAN step in bf16). Fewer than 100 left it unsure of GAN samp
 real-data classifiers recognise (bench/README.md, "Choosing the guard's parameters")."""
 
 
+MATURE_FRACTION = 0.25
+"""A generator from the first quarter of its seed's steps is never kept as the best. The guard
+sees recognisability and spread, not fidelity: early in training a generator's blotches of the
+class's colours are recognised and vary as much as real images do, so they score as well as a
+trained generator's pictures. On real photos, with G's class loss at 1.5, step 400 of 4000
+(score 0.991) beat every later checkpoint (3600: 0.982) and became what `sample` served
+(bench/README.md shows both)."""
+
+
 def classifier_steps(gan_steps: int) -> int:
     return min(1000, max(100, round(gan_steps * CLASSIFIER_STEPS_PER_GAN_STEP)))
 
@@ -60,9 +69,10 @@ class QualityGuard:
                 for k in range(self.config.num_classes)]  # fmt: skip
 
     def keep_if_best(self, generator: torch.nn.Module, scores: list[ClassScore], step: int) -> bool:
-        """Write the generator as the split's best when it beats the best so far."""
+        """Write the generator as the split's best when it beats the best so far and has
+        trained at least MATURE_FRACTION of its steps."""
         score = quality_score(scores)
-        if self.best_score is not None and score <= self.best_score:
+        if step < self.job.steps * MATURE_FRACTION or self.best_score is not None and score <= self.best_score:
             return False
         classes = []
         for k, (accuracy, diversity, distinctness) in enumerate(scores):
