@@ -45,6 +45,35 @@ def test_every_renewal_changes_the_lease_so_a_take_over_of_a_stale_read_fails(s3
         held.release()
 
 
+def test_a_renewal_whose_answer_was_lost_is_not_taken_for_a_take_over(s3_prefix):
+    """Renewals give up after a third of their interval (boto3's defaults, 60 s retried 4
+    times, could outlast the lease) and are tried again a second later. A renewal the store
+    applied but whose answer timed out leaves the lease with a new ETag: the retry's If-Match
+    then fails, and the lease must read it back as its own, not as another launch's."""
+    root = location(s3_prefix + "/run")
+    lease = S3Lease(root, ttl_s=30.0, renew_s=60.0)  # renewed by hand below
+    assert lease._client.meta.config.read_timeout == 20.0 and lease._client.meta.config.connect_timeout == 20.0
+    lease.acquire()
+    try:
+        answered = lease._etag
+        lease.epoch += 1
+        lease._put(IfMatch=answered)  # applied by the store...
+        lease._etag = answered  # ...but its answer never came back
+        lease.epoch += 1
+        with pytest.raises(Exception) as refused:
+            lease._put(IfMatch=lease._etag)
+        assert is_precondition_failure(refused.value)
+        assert lease._own_write_landed() and lease._etag == read_lease(root).etag
+        lease._put(IfMatch=lease._etag)  # the next renewal goes through
+        taker = S3Lease(root)
+        taker.epoch = lease.epoch + 1
+        taker._put(IfMatch=lease._etag)  # a real take-over
+        assert not lease._own_write_landed()
+    finally:
+        lease.release()
+    assert read_lease(root).holder["holder_id"] == taker.holder_id  # release never deletes another's lease
+
+
 def test_a_holder_that_cannot_renew_stops_writing_before_its_lease_can_expire(s3_prefix):
     root = location(s3_prefix + "/run")
     planned_run(root, splits=2)

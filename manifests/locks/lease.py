@@ -48,6 +48,8 @@ LEASE_NAME = "launch.lease"
 TTL_S = 30.0
 RENEW_SHARE = 1 / 3
 """A holder renews every ttl_s / 3: two renewals may fail before the lease expires."""
+RETRY_S = 1.0
+"""After a renewal that failed (a timeout, a network error), the next one is sent this soon."""
 MARGIN_SHARE = 1 / 6
 """A holder stops writing ttl_s / 6 before its lease can expire on the store's clock."""
 
@@ -155,7 +157,9 @@ class S3Lease:
         self._renewed_at = 0.0  # time.monotonic() of the last write of the lease that succeeded
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
-        self._client = s3_client()
+        # A renewal that hangs must not use up the lease: each write gives up after a third of
+        # the renewal interval, and a failed one is tried again a second later (_renew_until_stopped).
+        self._client = s3_client(timeout_s=max(1.0, self.renew_s / 3))
 
     def _body(self) -> bytes:
         holder = {"holder_id": self.holder_id, "epoch": self.epoch, "pid": os.getpid(), "host": socket.gethostname(),
@@ -202,18 +206,34 @@ class S3Lease:
         self._renewed_at = started
 
     def _renew_until_stopped(self) -> None:
-        while not self._stop.wait(self.renew_s):
+        wait = self.renew_s
+        while not self._stop.wait(wait):
             if not self.valid():  # paused or cut off past the margin: another launch may hold it now
                 self.lost.set()
                 return
             self.epoch += 1
             try:
                 self._put(IfMatch=self._etag)
+                wait = self.renew_s
             except Exception as exc:
-                if is_precondition_failure(exc):
+                if is_precondition_failure(exc) and not self._own_write_landed():
                     self.lost.set()  # taken over: this launch's view of the run is stale
                     return
-                # A network error: try again at the next turn, until valid() says it is too late.
+                # A network error or a timeout: try again soon, until valid() says it is too late.
+                wait = RETRY_S
+
+    def _own_write_landed(self) -> bool:
+        """After an If-Match failure: whether the lease now holds a renewal of this very launch
+        whose answer was lost (timed out after the store applied it). Then its ETag is adopted,
+        and the next renewal, a second later, succeeds; otherwise another launch took it over."""
+        try:
+            current = read_lease(self.root)
+        except Exception:  # noqa: BLE001 - unreadable now: judged at the next try
+            return True
+        if current is None or current.holder.get("holder_id") != self.holder_id:
+            return False
+        self._etag = current.etag  # the clock is not moved on: _renewed_at stays the last confirmed write
+        return True
 
     def release(self) -> None:
         self._stop.set()

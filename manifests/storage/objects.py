@@ -288,14 +288,20 @@ def _read_s3_object(file: ObjectLocation, consume, with_etag: bool = False):
 _S3_CLIENTS: dict[str | None, object] = {}
 
 
-def s3_client():
-    """This process's boto3 S3 client (standard credentials and AWS_ENDPOINT_URL), made once."""
+def s3_client(timeout_s: float | None = None):
+    """This process's boto3 S3 client (standard credentials and AWS_ENDPOINT_URL), made once.
+    With `timeout_s`, one whose requests give up after that long, without retrying: for a
+    caller that retries on its own schedule (the lease's renewals), which boto3's defaults
+    (60 s timeouts, retried up to 4 times) would hold up for minutes."""
     endpoint = os.environ.get("AWS_ENDPOINT_URL")
-    if endpoint not in _S3_CLIENTS:
+    if (endpoint, timeout_s) not in _S3_CLIENTS:
         import boto3
+        from botocore.config import Config
 
-        _S3_CLIENTS[endpoint] = boto3.client("s3")
-    return _S3_CLIENTS[endpoint]
+        config = None if timeout_s is None else Config(connect_timeout=timeout_s, read_timeout=timeout_s,
+                                                       retries={"mode": "standard", "total_max_attempts": 1})  # fmt: skip
+        _S3_CLIENTS[endpoint, timeout_s] = boto3.client("s3", config=config)
+    return _S3_CLIENTS[endpoint, timeout_s]
 
 
 @contextlib.contextmanager
