@@ -24,7 +24,7 @@ from ray.cluster_utils import Cluster
 from ensemble.launching.coordinator import LaunchRequest, launch
 from ensemble.launching.listener import QuietListener
 from manifests.tables.manifest import Status
-from tests.helpers import join_or_fail, rows_of, wait_for
+from tests.helpers import join_or_fail, process_alive, rows_of, wait_for
 from workers.state_format import load_state
 
 
@@ -64,6 +64,10 @@ def main(run: Path, steps: int, checkpoint_every: int) -> None:
         raylets = {node.all_processes["raylet"][0].process.pid: node for node in workers}
         node = raylets[parent_pid(victim.pid)]
         cluster.remove_node(node, allow_graceful=False)
+        # Its worker dies when it notices its raylet gone, and may write one more checkpoint
+        # until then (found by the fault-test loop: read at 300, resumed from 600): the newest
+        # checkpoint is the one on disk once it is dead.
+        wait_for(lambda: not process_alive(victim.pid), timeout=60, what="the removed node's worker to die")
         state = load_state(str(Path(run) / "splits" / f"{victim.split:03d}" / "state.pt"))
         join_or_fail(coordinator, 300, "the launch after its node was removed")
         if errors:
