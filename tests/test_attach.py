@@ -108,15 +108,19 @@ def test_launch_attaches_to_an_existing_cluster_by_address_and_by_ray_address(tm
     address, head, _ = ray_head
     run = tmp_path / "run"
     quick = ["--steps", "6", "--batch-size", "4", "--checkpoint-every", "3", "--no-guard", "--run", str(run)]
+    # The shell of the user who started the head: token auth off like the head's. A test run
+    # that started the session's in-process cluster before carries ray.init's RAY_AUTH_MODE=token,
+    # and a driver with it never got its progress board created on this head (the fault-test loop).
+    shell = {**os.environ, "RAY_AUTH_MODE": "disabled"}
     first = subprocess.run([*installed_command(), "launch", "--splits", "100", "--only", "4", "--address", address,
-                            *quick], capture_output=True, text=True, timeout=300, cwd=tmp_path)  # fmt: skip
+                            *quick], capture_output=True, text=True, timeout=300, cwd=tmp_path, env=shell)  # fmt: skip
     assert first.returncode == 0, first.stderr[-3000:]
     port = address.rsplit(":", 1)[1]
     assert re.search(rf"on the Ray cluster at \S+:{port} ", " ".join(first.stderr.split())), first.stderr  # attached
     assert rows_of(run)[4].status == Status.SUCCEEDED
     assert head.poll() is None  # the user's cluster outlives the launch
 
-    env = {**os.environ, "RAY_ADDRESS": address}
+    env = {**shell, "RAY_ADDRESS": address}
     second = subprocess.run([*installed_command(), "launch", "--only", "5", "--run", str(run)],
                             capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)  # fmt: skip
     assert second.returncode == 0, second.stderr[-3000:]
