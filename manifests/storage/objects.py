@@ -285,7 +285,8 @@ def _read_s3_object(file: ObjectLocation, consume, with_etag: bool = False):
         raise OSError(f"cannot read {file}: {first_line(exc)}") from None
 
 
-_S3_CLIENTS: dict[str | None, object] = {}
+_S3_CLIENTS: dict[tuple[str | None, float | None], object] = {}
+"""Per (endpoint, timeout): the default client, and the lease's with bounded timeouts."""
 
 
 def s3_client(timeout_s: float | None = None):
