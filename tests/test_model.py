@@ -252,3 +252,23 @@ def test_rendering_stops_between_passes_once_abandoned(monkeypatch):
     with pytest.raises(images.Abandoned, match="stopped after 6 of 10 images"):
         images.generate(generator, 3, 10, seed=5, abandoned=lambda: len(passes) == 2)
     assert passes == [3, 3]
+
+
+@pytest.mark.parametrize("spectral_norm", [False, True])
+def test_the_projection_head_judges_an_image_by_its_class_and_learns(spectral_norm):
+    config = small(32, num_classes=4, d_projection=True, d_spectral_norm=spectral_norm, d_batchnorm=False,
+                   d_dropout=0.0)  # fmt: skip
+    torch.manual_seed(0)
+    g, d = Generator(config), Discriminator(config)
+    images = g(torch.randn(3, config.z_dim), torch.tensor([0, 1, 2]))
+    with torch.no_grad():  # a trained embedding: classes differ
+        (d.projection.parametrizations.weight.original if spectral_norm else d.projection.weight).normal_()
+    d.eval()  # spectral norm's power iteration would move the weights between the two calls
+    as_given, as_other = d(images, torch.tensor([0, 1, 2])), d(images, torch.tensor([3, 3, 3]))
+    assert not torch.allclose(as_given.source, as_other.source)  # "real" is judged per class
+    assert torch.equal(as_given.classes, as_other.classes)  # the auxiliary classifier is not
+    with pytest.raises(ValueError, match="labels"):
+        d(images)
+    loss = generator_loss(as_given, torch.tensor([0, 1, 2]), config)
+    loss.backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in d.projection.parameters())

@@ -57,6 +57,10 @@ class GANConfig:
     "activation noise"; it searched 0, 0.1 and 0.2)."""
     d_spectral_norm: bool = False
     """Spectral normalisation of D's weights (Miyato et al. 2018)."""
+    d_projection: bool = False
+    """A projection head beside the auxiliary classifier (Miyato & Koyama 2018): D's source
+    logit gains the inner product of its features with a learnt embedding of the image's
+    class, so D judges real-vs-fake per class."""
 
     # Losses and recipe.
     loss: str = "bce"

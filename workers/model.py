@@ -126,11 +126,26 @@ class Discriminator(nn.Module):
             in_ch = width
         self.features = nn.Sequential(*layers)
         k = config.num_classes
-        self.heads = init(nn.Linear(in_ch * config.d_output_side**2, 1 + k + (k if config.tac else 0)))
+        features = in_ch * config.d_output_side**2
+        self.heads = init(nn.Linear(features, 1 + k + (k if config.tac else 0)))
+        # The projection discriminator's class embedding (Miyato & Koyama 2018): the source
+        # logit gains <embed(y), features>, so "real" is judged per class, and G is pushed to
+        # match each class's own distribution rather than its most recognisable images.
+        self.projection = None
+        if config.d_projection:
+            embedding = nn.Embedding(k, features)
+            nn.init.normal_(embedding.weight, 0.0, 0.02)  # as the heads' weights (init_weights)
+            self.projection = init(embedding)
 
-    def forward(self, images: torch.Tensor) -> Judgement:
+    def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> Judgement:
+        """`labels`: the class each image is (or was asked to be); needed with d_projection."""
         h = self.features(images).flatten(1)
         logits = self.heads(h)  # (B, 1 + K [+ K])
         k = self.config.num_classes
         twin = logits[:, 1 + k :] if self.config.tac else None
-        return Judgement(logits[:, 0], logits[:, 1 : 1 + k], twin)
+        source = logits[:, 0]
+        if self.projection is not None:
+            if labels is None:
+                raise ValueError("a discriminator with d_projection judges images with their labels")
+            source = source + (self.projection(labels) * h).sum(1)
+        return Judgement(source, logits[:, 1 : 1 + k], twin)

@@ -117,10 +117,10 @@ def train_step(gan: GAN, batch: Batch) -> torch.Tensor:
         fake = gan.generator(batch.noise, fake_labels)
         if config.d_batchnorm:
             # Separate passes, so D's batch statistics match the G step's fake-only batch.
-            on_real = discriminator(augment(real))
-            on_fake = discriminator(augment(fake.detach()))
+            on_real = discriminator(augment(real), real_labels)
+            on_fake = discriminator(augment(fake.detach()), fake_labels)
         else:  # the same arithmetic in one pass: fewer, larger kernels
-            both = discriminator(augment(torch.cat([real, fake.detach()])))
+            both = discriminator(augment(torch.cat([real, fake.detach()])), torch.cat([real_labels, fake_labels]))
             on_real, on_fake = (Judgement(*(t[:b] if t is not None else None for t in both)),
                                 Judgement(*(t[b:] if t is not None else None for t in both)))  # fmt: skip
         loss_d = discriminator_loss(on_real, real_labels, on_fake, fake_labels, config)
@@ -133,7 +133,7 @@ def train_step(gan: GAN, batch: Batch) -> torch.Tensor:
     # skipping them saves a third of D's backward pass.
     discriminator.requires_grad_(False)
     with autocast():
-        judged = discriminator(augment(fake))
+        judged = discriminator(augment(fake), fake_labels)
         loss_g = generator_loss(judged, fake_labels, config)
         if config.g_mode_seeking:  # the batch is paired (draw_batch): fake[i] and fake[i + b//2] share a class
             loss_g = loss_g + config.g_mode_seeking * mode_seeking_term(fake, batch.noise)
