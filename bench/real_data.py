@@ -3,6 +3,7 @@
     pip install -e '.[bench]'                          # scikit-learn and scikit-image, for their data
     python bench/real_data.py                          # all four datasets, the defaults for --data DIR
     python bench/real_data.py --dataset photos --steps 3000 --set tac=true
+    python bench/real_data.py --dataset scans --seed 7         # the same recipe, other seeds
 
 Datasets: the four kinds of bench/real_sets.py (digits, photos, textures; scans, the kind
 nothing was tuned on), each written as an image folder of its training images, 10 classes of
@@ -56,7 +57,8 @@ def bench(dataset: str, args: argparse.Namespace) -> bool:
         write_dataset(dataset, images)
         shutil.rmtree(run_dir, ignore_errors=True)
     options = [*(["--preset", args.preset] if args.preset else []), *(["--steps", str(args.steps)] if args.steps else []),
-               *[a for pair in args.overrides or [] for a in ("--set", pair)]]  # fmt: skip
+               *[a for pair in args.overrides or [] for a in ("--set", pair)],
+               *(["--seed", str(args.seed)] if args.seed is not None else [])]  # fmt: skip
     start = time.monotonic()
     if not args.skip_launch:
         run([*ENSEMBLE, "launch", "--data", images, "--run", run_dir, "--splits", "2", *options], log)
@@ -95,6 +97,7 @@ def main() -> None:
     parser.add_argument("--preset")
     parser.add_argument("--steps", type=int)
     parser.add_argument("--set", dest="overrides", action="append", metavar="FIELD=VALUE")
+    parser.add_argument("--seed", type=int, help="the launch's seed (another draw of the same recipe)")
     parser.add_argument("--skip-launch", action="store_true", help="evaluate the runs already in --work")
     args = parser.parse_args()
     datasets = list(real_sets.DATASETS) if args.dataset == "all" else [args.dataset]

@@ -272,3 +272,18 @@ def test_the_projection_head_judges_an_image_by_its_class_and_learns(spectral_no
     loss = generator_loss(as_given, torch.tensor([0, 1, 2]), config)
     loss.backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in d.projection.parameters())
+
+
+def test_minibatch_spread_sees_near_copies_and_keeps_groups_apart():
+    from workers.model import minibatch_spread
+
+    copies, varied = torch.ones(4, 6), torch.randn(4, 6)
+    out = minibatch_spread(torch.cat([copies, varied]), group=4)
+    assert out.shape == (8, 7) and torch.equal(out[:, :6], torch.cat([copies, varied]))
+    assert torch.all(out[:4, 6] == 0) and torch.all(out[4:, 6] > 0.3)  # two groups: the copies' and the others'
+    assert minibatch_spread(torch.randn(6, 3), group=4)[:, 3].unique().numel() == 2  # groups of 3 divide 6
+    config = small(32, num_classes=3, d_minibatch_std=4, d_batchnorm=False, d_dropout=0.0)
+    judged = Discriminator(config)(torch.randn(8, 3, 32, 32))
+    assert judged.source.shape == (8,)
+    with pytest.raises(ValueError, match="group size"):
+        small(32, d_minibatch_std=1)

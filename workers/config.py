@@ -57,6 +57,9 @@ class GANConfig:
     "activation noise"; it searched 0, 0.1 and 0.2)."""
     d_spectral_norm: bool = False
     """Spectral normalisation of D's weights (Miyato et al. 2018)."""
+    d_minibatch_std: int = 0
+    """Groups of this many images give D one more feature: how much the group varies
+    (ProGAN's minibatch standard deviation), so a batch of near-copies looks fake. 0: off."""
     d_projection: bool = False
     """A projection head beside the auxiliary classifier (Miyato & Koyama 2018): D's source
     logit gains the inner product of its features with a learnt embedding of the image's
@@ -118,6 +121,8 @@ class GANConfig:
             raise ValueError(f"g_ema must be in [0, 1), got {self.g_ema}")
         if not 0.0 <= self.d_dropout < 1.0:
             raise ValueError(f"d_dropout must be in [0, 1), got {self.d_dropout}")
+        if self.d_minibatch_std < 0 or self.d_minibatch_std == 1:
+            raise ValueError(f"d_minibatch_std must be 0 (off) or a group size >= 2, got {self.d_minibatch_std}")
         if self.d_noise < 0:
             raise ValueError(f"d_noise must be >= 0, got {self.d_noise}")
         if len(self.d_strides) != len(self.d_widths) or not self.d_widths:

@@ -90,6 +90,18 @@ class _ActivationNoise(nn.Module):
         return x + torch.randn_like(x) * self.std if self.training else x
 
 
+def minibatch_spread(h: torch.Tensor, group: int) -> torch.Tensor:
+    """(B, F) features -> (B, F + 1): each image's features and how much its group of `group`
+    consecutive images varies (the std over the group, averaged over features; ProGAN's
+    minibatch standard deviation). A batch of near-copies shows up here, which no single
+    image's features can show; D learns it as a sign of fakes. Groups are consecutive so
+    that a D pass over real images then fakes never mixes the two in a group."""
+    b = len(h)
+    size = max(d for d in range(1, min(group, b) + 1) if b % d == 0)
+    spread = h.float().reshape(b // size, size, -1).std(1, unbiased=False).mean(1)
+    return torch.cat([h, spread.repeat_interleave(size)[:, None].to(h.dtype)], 1)
+
+
 class Judgement(NamedTuple):
     source: torch.Tensor
     """(B,) logit of "real"."""
@@ -126,7 +138,7 @@ class Discriminator(nn.Module):
             in_ch = width
         self.features = nn.Sequential(*layers)
         k = config.num_classes
-        features = in_ch * config.d_output_side**2
+        features = in_ch * config.d_output_side**2 + (1 if config.d_minibatch_std else 0)
         self.heads = init(nn.Linear(features, 1 + k + (k if config.tac else 0)))
         # The projection discriminator's class embedding (Miyato & Koyama 2018): the source
         # logit gains <embed(y), features>, so "real" is judged per class, and G is pushed to
@@ -140,6 +152,8 @@ class Discriminator(nn.Module):
     def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> Judgement:
         """`labels`: the class each image is (or was asked to be); needed with d_projection."""
         h = self.features(images).flatten(1)
+        if self.config.d_minibatch_std:
+            h = minibatch_spread(h, self.config.d_minibatch_std)
         logits = self.heads(h)  # (B, 1 + K [+ K])
         k = self.config.num_classes
         twin = logits[:, 1 + k :] if self.config.tac else None
