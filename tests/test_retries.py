@@ -38,6 +38,7 @@ def test_each_verdict_climbs_its_own_ladder_and_stays_on_the_top_rung():
     assert both == {"because": ["collapsed", "low-accuracy"], "set": {"g_mode_seeking": 1.0, "lr": 2.5e-4}, "steps": 675}
     assert describe(both) == "collapsed, low-accuracy: g_mode_seeking=1, lr=0.00025, steps=675"
     assert describe(parse_recipe("{}")) == "the run's recipe" and parse_recipe(None) == {}
+    assert retry_recipe([COLLAPSED], 2, {**GAN, "g_mode_seeking": 2.0}, 450)["set"]["g_mode_seeking"] == 2.0  # never lowered
 
 
 def _run_and_record(tmp_path):

@@ -6,7 +6,7 @@ A split whose best generator fails classes is trained again from scratch with a 
 
     collapsed     (a class's samples vary too little,  -> half the lr and 1.5x the steps, then the
                    or come in near-copies)                same with MSGAN's mode-seeking term in
-                                                          G's loss (weight 1)
+                                                          G's loss (weight 1, or the run's if higher)
     low-accuracy  (the classifier does not recognise) -> half the lr, then a quarter of it and
                                                           1.5x the steps
 
@@ -48,7 +48,9 @@ def retry_recipe(flags: list[dict], retry: int, gan: dict, steps: int) -> dict:
         if not ladder:
             continue
         rung = ladder[min(retry, len(ladder)) - 1]
-        recipe["set"].update(rung.get("set", {}))
+        # A rung's fields are strengths it raises to, never lowers (a run's own mode-seeking
+        # weight above the rung's stays).
+        recipe["set"].update({name: max(value, gan.get(name) or 0) for name, value in rung.get("set", {}).items()})
         factor_steps = max(factor_steps, rung.get("steps_factor", 1.0))
         factor_lr = min(factor_lr, rung.get("lr_factor", 1.0))
     if factor_lr != 1.0:
