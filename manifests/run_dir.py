@@ -13,6 +13,7 @@ a whole old file or a whole new one, never a partial write, and a power loss nei
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import uuid
@@ -77,6 +78,9 @@ class RunDir:
         self._fence = None
         self._manifest_etag: str | None = None
         """On S3: the ETag of the manifest this process last read or wrote."""
+        self._manifest_unconfirmed: set[bytes] = set()
+        """On S3: digests of manifests this process sent whose answer it never got (an
+        interrupt or a timeout after the store applied the write)."""
 
     def fence_with(self, guard) -> None:
         """From now on, write the manifest only while `guard` (the launch's lock or lease) is
@@ -205,7 +209,25 @@ class RunDir:
         if not hasattr(self.manifest_path, "write_if"):
             self.manifest_path.write_bytes(data)
             return
+        self._manifest_unconfirmed.add(hashlib.sha256(data).digest())
         try:
             self._manifest_etag = self.manifest_path.write_if(data, self._manifest_etag)
         except WriteConflict:
-            raise taken_over from None
+            own = self._own_landed_manifest()
+            if own is None:
+                raise taken_over from None
+            try:
+                self._manifest_etag = self.manifest_path.write_if(data, own)
+            except WriteConflict:
+                raise taken_over from None
+        self._manifest_unconfirmed.clear()
+
+    def _own_landed_manifest(self) -> str | None:
+        """After a conditional write failed: the ETag of the manifest now stored when it is one
+        this process sent but never heard back about (a Ctrl-C between the PUT and its answer:
+        the fault-test loop caught one), else None: another launch wrote it."""
+        try:
+            data, etag = self.manifest_path.read_with_etag()
+        except FileNotFoundError:
+            return None
+        return etag if hashlib.sha256(data).digest() in self._manifest_unconfirmed else None

@@ -106,6 +106,35 @@ def test_a_launch_that_was_taken_over_cannot_overwrite_the_manifest(s3_prefix):
     new.write_manifest(new_records)  # and the new one goes on writing over its own version
 
 
+def test_a_manifest_write_interrupted_after_it_landed_is_not_taken_for_a_take_over(s3_prefix, monkeypatch):
+    root = location(s3_prefix + "/run")
+    planned_run(root, splits=2)
+    run = RunDir(root)
+    records = run.read_manifest()
+    run.fence_with(Held())
+    kind, write_if = type(run.manifest_path), type(run.manifest_path).write_if
+
+    def lands_then_interrupted(self, data, etag):
+        write_if(self, data, etag)
+        monkeypatch.setattr(kind, "write_if", write_if)
+        raise KeyboardInterrupt  # a Ctrl-C after the PUT landed, before its answer was kept
+
+    monkeypatch.setattr(kind, "write_if", lands_then_interrupted)
+    records[0].status = Status.RUNNING
+    with pytest.raises(KeyboardInterrupt):
+        run.write_manifest(records)
+    records[0].status = Status.INTERRUPTED
+    run.write_manifest(records)  # what the interrupted launch then records, over its own write
+    assert RunDir(root).read_manifest()[0].status == Status.INTERRUPTED
+    other = RunDir(root)  # while a version another launch wrote is still refused
+    other.fence_with(Held())
+    theirs = other.read_manifest()
+    theirs[1].status = Status.SUCCEEDED
+    other.write_manifest(theirs)
+    with pytest.raises(LaunchTakenOver):
+        run.write_manifest(records)
+
+
 def test_an_older_attempt_of_a_split_cannot_move_its_pointer(s3_prefix):
     folder = location(s3_prefix) / "splits" / "007"
     fill = lambda step: (lambda tmp: open(tmp, "wb").write(b"state at %d" % step))  # noqa: E731
