@@ -94,8 +94,10 @@ def minibatch_spread(h: torch.Tensor, group: int) -> torch.Tensor:
     """(B, F) features -> (B, F + 1): each image's features and how much its group of `group`
     consecutive images varies (the std over the group, averaged over features; ProGAN's
     minibatch standard deviation). A batch of near-copies shows up here, which no single
-    image's features can show; D learns it as a sign of fakes. Groups are consecutive so
-    that a D pass over real images then fakes never mixes the two in a group."""
+    image's features can show; D learns it as a sign of fakes. Groups are consecutive, so
+    a D pass over real images then fakes mixes the two in no group when the group size
+    divides the batch (the presets' batches, 100 and 32, take groups of 2 or 4); their
+    size is the largest divisor of the images judged that is at most `group`."""
     b = len(h)
     size = max(d for d in range(1, min(group, b) + 1) if b % d == 0)
     spread = h.float().reshape(b // size, size, -1).std(1, unbiased=False).mean(1)
@@ -138,14 +140,14 @@ class Discriminator(nn.Module):
             in_ch = width
         self.features = nn.Sequential(*layers)
         k = config.num_classes
-        features = in_ch * config.d_output_side**2 + (1 if config.d_minibatch_std else 0)
-        self.heads = init(nn.Linear(features, 1 + k + (k if config.tac else 0)))
+        feature_count = in_ch * config.d_output_side**2 + (1 if config.d_minibatch_std else 0)
+        self.heads = init(nn.Linear(feature_count, 1 + k + (k if config.tac else 0)))
         # The projection discriminator's class embedding (Miyato & Koyama 2018): the source
         # logit gains <embed(y), features>, so "real" is judged per class, and G is pushed to
         # match each class's own distribution rather than its most recognisable images.
         self.projection = None
         if config.d_projection:
-            embedding = nn.Embedding(k, features)
+            embedding = nn.Embedding(k, feature_count)
             nn.init.normal_(embedding.weight, 0.0, 0.02)  # as the heads' weights (init_weights)
             self.projection = init(embedding)
 
