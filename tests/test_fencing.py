@@ -154,6 +154,36 @@ def test_an_older_attempt_of_a_split_cannot_move_its_pointer(s3_prefix):
     assert [v.read_bytes() for v in newer.versions()] == [b"state at 250", b"state at 200"]
 
 
+@pytest.mark.parametrize("cut_short_by", ["a lost answer", "an interrupt"])
+def test_a_pointer_move_that_landed_unanswered_is_not_taken_for_a_newer_attempt(s3_prefix, monkeypatch, cut_short_by):
+    folder = location(s3_prefix) / "splits" / "003"
+    fill = lambda step: (lambda tmp: open(tmp, "wb").write(b"state at %d" % step))  # noqa: E731
+    states = folder.versioned("state.pt", "state.prev.pt", "state.json")
+    states.claim()
+    states.write(fill(100), tag="00000100")
+    kind, write_if = type(states.pointer), type(states.pointer).write_if
+
+    def lands_unanswered(self, data, etag):
+        write_if(self, data, etag)
+        monkeypatch.setattr(kind, "write_if", write_if)
+        if cut_short_by == "an interrupt":
+            raise KeyboardInterrupt  # a Ctrl-C after the PUT landed, before its ETag was kept
+        write_if(self, data, etag)  # boto's retry of a PUT whose answer was lost: refused, If-Match
+
+    monkeypatch.setattr(kind, "write_if", lands_unanswered)
+    if cut_short_by == "an interrupt":
+        with pytest.raises(KeyboardInterrupt):
+            states.write(fill(200), tag="00000200")
+    else:
+        states.write(fill(200), tag="00000200")  # done: the pointer stored is its own move
+    states.write(fill(300), tag="00000300")  # and the next move goes over it
+    assert [v.read_bytes() for v in states.versions()] == [b"state at 300", b"state at 200"]
+    newer = folder.versioned("state.pt", "state.prev.pt", "state.json")  # while a newer attempt still fences it out
+    newer.claim()
+    with pytest.raises(Superseded):
+        states.write(fill(400), tag="00000400")
+
+
 def write_lease(root, **holder) -> None:
     import json
 

@@ -132,8 +132,20 @@ class PointedVersionedFile(VersionedFile):
         except FileNotFoundError:
             data, etag = b"{}", None
         if self._claimed and etag != self._pointer_etag:
-            raise Superseded(f"{self.pointer} was moved on by a newer attempt")
+            if not self._own(data):
+                raise Superseded(f"{self.pointer} was moved on by a newer attempt")
+            self._pointer_etag = etag  # this writer's own move, whose answer it never kept
         return json.loads(data)
+
+    def _own(self, data: bytes) -> bool:
+        """Whether a stored pointer is one this writer wrote under its claim. A move whose PUT
+        landed but whose answer was lost (a retried request then fails If-Match) or cut short
+        by an interrupt leaves the store one ETag ahead of this writer: its own token in the
+        pointer tells that apart from a newer attempt's claim."""
+        try:
+            return json.loads(data).get("claim") == self._claim_token
+        except (ValueError, AttributeError):
+            return False
 
     @property
     def _fenced(self) -> bool:
@@ -158,15 +170,32 @@ class PointedVersionedFile(VersionedFile):
             return
         raise Superseded(f"could not claim {self.pointer}: other writers keep moving it")
 
+    def _write_over_own_move(self, data: bytes) -> None:
+        """A refused move: Superseded, unless the pointer stored is this writer's own (see
+        _own); then the move is done (it is the pointer stored) or is made over it."""
+        try:
+            stored, etag = self.pointer.read_with_etag()
+        except FileNotFoundError:
+            stored, etag = b"", None
+        if not self._own(stored):
+            raise Superseded(f"{self.pointer} was moved on by a newer attempt; this one stops")
+        self._pointer_etag = etag
+        if stored != data:
+            try:
+                self._pointer_etag = self.pointer.write_if(data, etag)
+            except WriteConflict:
+                raise Superseded(f"{self.pointer} was moved on by a newer attempt; this one stops") from None
+
     def _point(self, latest: str | None, previous: str | None) -> None:
         body = {"latest": latest, "previous": previous}
         if self._claimed:
             # The claim inside: no two writers ever write the same bytes, so never the same ETag.
             body["claim"] = self._claim_token
+            data = (json.dumps(body) + "\n").encode()
             try:
-                self._pointer_etag = self.pointer.write_if((json.dumps(body) + "\n").encode(), self._pointer_etag)
+                self._pointer_etag = self.pointer.write_if(data, self._pointer_etag)
             except WriteConflict:
-                raise Superseded(f"{self.pointer} was moved on by a newer attempt; this one stops") from None
+                self._write_over_own_move(data)
         else:
             self.pointer.write_text(json.dumps(body) + "\n")
         # Prune what the pointer no longer names: earlier versions, and uploads that a kill
