@@ -1,12 +1,12 @@
 """The default recipe on real image folders that ship inside packages, scored by `ensemble evaluate`.
 
-    pip install -e '.[bench]'                          # scikit-learn and scikit-image, for their data
-    python bench/real_data.py                          # all four datasets, the defaults for --data DIR
+    pip install -e '.[bench]'                          # scikit-learn, scikit-image, pydicom, nibabel: their data
+    python bench/real_data.py                          # all five datasets, the defaults for --data DIR
     python bench/real_data.py --dataset photos --steps 3000 --set tac=true
     python bench/real_data.py --dataset scans --seed 7         # the same recipe, other seeds
 
-Datasets: the four kinds of bench/real_sets.py (digits, photos, textures; scans, the kind
-nothing was tuned on), each written as an image folder of its training images, 10 classes of
+Datasets: the five kinds of bench/real_sets.py (digits, photos, textures; scans and medical,
+held out of the tuning), each written as an image folder of its training images, 10 classes of
 32x32 RGB PNGs.
 
 For each: `ensemble launch --data DIR --splits 2` (two AC-GANs of 5 classes; the defaults
