@@ -99,6 +99,15 @@ def test_the_mode_seeking_term_is_large_for_a_collapsed_pair_and_pushes_it_apart
     assert spread() > 1.5 * before  # the term's gradient reaches G and spreads a class's images
 
 
+def test_the_centred_mode_seeking_term_counts_a_pair_apart_in_brightness_only_as_near_copies():
+    noise = torch.randn(8, 64, generator=torch.Generator().manual_seed(0))
+    pattern = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    lighter = torch.cat([pattern - 0.5, pattern + 0.5])  # each pair: one picture, two brightnesses
+    other = torch.cat([pattern, torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(2))])
+    assert mode_seeking_term(lighter, noise) < mode_seeking_term(other, noise)  # raw pixels: the light/dark pair is "apart"
+    assert mode_seeking_term(lighter, noise, centred=True) > 1000 * mode_seeking_term(other, noise, centred=True)
+
+
 def test_a_paired_batch_repeats_its_first_half_s_classes():
     images, labels = torch.zeros(20, 3, 8, 8, dtype=torch.uint8), torch.zeros(20, dtype=torch.long)
     batch = draw_batch(images, labels, 20, 4, 10, torch.Generator().manual_seed(0), paired=True)

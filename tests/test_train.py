@@ -20,7 +20,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 RANDOM_OPTIONS = {**CPU_32, "d_batchnorm": True, "d_dropout": 0.5, "d_noise": 0.1, "d_spectral_norm": True,
                   "diff_augment": ["color", "translation", "cutout"], "tac": True, "loss": "hinge",
-                  "d_projection": True, "d_minibatch_std": 4, "g_mode_seeking": 0.2}  # fmt: skip
+                  "d_projection": True, "d_minibatch_std": 4, "g_mode_seeking": 0.2,
+                  "g_mode_seeking_centred": True}  # fmt: skip
 
 def test_training_reports_progress_and_writes_both_checkpoints(tmp_path):
     events = []

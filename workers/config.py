@@ -80,6 +80,11 @@ class GANConfig:
     of one class made from two noises, and G is pushed to keep their images as far apart as
     their noises. Counters collapse; what a quality retry turns on for a collapsed class.
     0 turns it off."""
+    g_mode_seeking_centred: bool = False
+    """The mode-seeking term measures how far apart two images are after taking each image's
+    own mean brightness away: with raw pixels, a generator earns the term by making one image
+    light and the other dark, and does (a class then comes in two brightnesses, each a few
+    near-copies; bench/README.md, issue 20)."""
     g_ema: float = 0.0
     """Decay of an exponential moving average of G's weights, which sampling then uses;
     0 turns it off."""

@@ -47,11 +47,16 @@ def generator_loss(fake: Judgement, fake_labels: torch.Tensor, config: GANConfig
 MODE_SEEKING_EPS = 1e-5
 
 
-def mode_seeking_term(images: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+def mode_seeking_term(images: torch.Tensor, noise: torch.Tensor, centred: bool = False) -> torch.Tensor:
     """MSGAN's term for a batch whose second half repeats the first half's classes: the
     inverse of (mean image distance / mean noise distance) over those pairs. Minimising it
-    spreads a class's images as far apart as its noises are; it is large when G collapses."""
+    spreads a class's images as far apart as its noises are; it is large when G collapses.
+    `centred`: each image's mean brightness is taken away first, so that a pair differing only
+    in brightness counts as the near-copies it is."""
     half = len(images) // 2
-    image_distance = (images[:half].float() - images[half : 2 * half].float()).abs().mean()
+    images = images.float()
+    if centred:
+        images = images - images.mean(dim=(1, 2, 3), keepdim=True)
+    image_distance = (images[:half] - images[half : 2 * half]).abs().mean()
     noise_distance = (noise[:half] - noise[half : 2 * half]).abs().mean()
     return 1.0 / (image_distance / noise_distance + MODE_SEEKING_EPS)

@@ -136,7 +136,8 @@ def train_step(gan: GAN, batch: Batch) -> torch.Tensor:
         judged = discriminator(augment(fake), fake_labels)
         loss_g = generator_loss(judged, fake_labels, config)
         if config.g_mode_seeking:  # the batch is paired (draw_batch): fake[i] and fake[i + b//2] share a class
-            loss_g = loss_g + config.g_mode_seeking * mode_seeking_term(fake, batch.noise)
+            spread = mode_seeking_term(fake, batch.noise, centred=config.g_mode_seeking_centred)
+            loss_g = loss_g + config.g_mode_seeking * spread
     gan.opt_g.zero_grad(set_to_none=True)
     loss_g.backward()
     discriminator.requires_grad_(True)
