@@ -4,6 +4,9 @@ versions are tested in test_manifest.py."""
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -136,3 +139,15 @@ def test_evaluates_of_different_splits_at_once_keep_every_row(tmp_path, request,
     assert [w.wait(timeout=120) for w in writers] == [0, 0, 0]
     splits = {row["split"] for row in read_evaluation(run)}
     assert splits == {writer * 100 + round for writer in (1, 2, 3) for round in range(20)}
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="counts threads through Linux's /proc")
+def test_reading_a_table_starts_no_thread_that_exit_could_tear_down(tmp_path):
+    # In a fresh process: this one's Arrow pool may already run. A pool thread alive at exit
+    # can abort a short command like `ensemble status` (manifests/tables/parquet.py).
+    write_history(tmp_path, 0, [HISTORY_ROW] * 50)
+    code = ("import os; from manifests.tables.history import read_history; "
+            "before = len(os.listdir('/proc/self/task')); read_history(%r); "
+            "print(len(os.listdir('/proc/self/task')) - before)") % str(tmp_path)
+    started = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert started.strip() == "0"

@@ -52,8 +52,11 @@ class TableFormat:
         """The table in `data` (read from `where`), upgraded to this version."""
         try:
             # ParquetFile rather than read_table: the latter imports pyarrow.dataset and pandas
-            # (0.2 s, the most of `ensemble status`).
-            table = pq.ParquetFile(pa.BufferReader(data)).read()
+            # (0.2 s, the most of `ensemble status`). Decoded on this thread: a threaded read
+            # starts Arrow's CPU pool, whose threads torn down at exit can abort a short-lived
+            # command (SIGABRT, "terminate called without an active exception": apache/arrow
+            # #34314; one `ensemble status --summary` in a CI run). Run tables are small.
+            table = pq.ParquetFile(pa.BufferReader(data)).read(use_threads=False)
         except (pa.ArrowInvalid, OSError) as exc:
             raise TableError(f"{self.what} {where} is unreadable ({first_line(exc)}); {self.remedy}") from None
         marked = (table.schema.metadata or {}).get(VERSION_KEY)
