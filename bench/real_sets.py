@@ -18,8 +18,9 @@ arrays, each with images for training and new images of the same classes held ap
 
 `scans` was the held-out kind until its results were seen when the guard's floor was chosen
 (like the maintainers' grey scans and micrographs, its classes are the least textured);
-`medical` was added after the folder recipe was chosen and was never tuned on. Held-apart images of a crop class are
-crops at other random positions (another seed): new pictures of the same scene.
+`medical` was added after the folder recipe was chosen and was never tuned on. Held-apart
+images of a crop class are crops at other random positions (another seed): new pictures of
+the same scene.
 """
 from __future__ import annotations
 
@@ -40,11 +41,14 @@ TEXTURES = {"brick": ("brick", 96), "brick-fine": ("brick", 192), "grass": ("gra
             "tissue": ("immunohistochemistry", 192), "stars": ("hubble_deep_field", 192)}  # fmt: skip
 SCANS = {name: (name, 96) for name in ("moon", "cell", "microaneurysms", "coins", "camera", "clock", "mri",
                                         "elevation", "topobathy", "shepp_logan_phantom")}  # fmt: skip
+MEDICAL_SOURCES = ("dicom:", "nifti:")
+"""How a picture name says it is a medical test file (medical_picture)."""
 MEDICAL = {"ct-spine": ("dicom:CT_small.dcm", 96), "ct-head": ("dicom:693_J2KI.dcm", 96),
-           "ct-skull-base": ("dicom:J2K_pixelrep_mismatch.dcm", 96), "mr-abdomen": ("dicom:examples_overlay.dcm", 96),
-           "mr-head-small": ("dicom:MR_small.dcm", 96), "nm-whole-body": ("dicom:JPEG2000.dcm", 96),
-           "us-doppler": ("dicom:examples_rgb_color.dcm", 96), "fmri-low": ("nifti:example4d.nii.gz:6", 96),
-           "fmri-high": ("nifti:example4d.nii.gz:18", 96), "mr-anatomical": ("nifti:anatomical.nii:12", 96)}  # fmt: skip
+           "ct-skull-base": ("dicom:J2K_pixelrep_mismatch.dcm", 96),
+           "mr-abdomen": ("dicom:examples_overlay.dcm", 96), "mr-head-small": ("dicom:MR_small.dcm", 96),
+           "nm-whole-body": ("dicom:JPEG2000.dcm", 96), "us-doppler": ("dicom:examples_rgb_color.dcm", 96),
+           "fmri-low": ("nifti:example4d.nii.gz:6", 96), "fmri-high": ("nifti:example4d.nii.gz:18", 96),
+           "mr-anatomical": ("nifti:anatomical.nii:12", 96)}  # fmt: skip
 FOREGROUND_GREY, FOREGROUND_SHARE = 0.1 * 255, 0.5
 
 
@@ -58,7 +62,7 @@ def picture(name: str) -> np.ndarray:
     """One bundled picture as an (H, W, 3) uint8 array."""
     import matplotlib.cbook as cbook
 
-    if name.startswith(("dicom:", "nifti:")):
+    if name.startswith(MEDICAL_SOURCES):
         image = medical_picture(name)
     elif name in ("china", "flower"):
         from sklearn.datasets import load_sample_image
@@ -114,7 +118,7 @@ def crops(name: str, short_side: int, count: int, seed: int) -> list[np.ndarray]
         tops = rng.integers(0, small.shape[0] - SIDE + 1, count)
         lefts = rng.integers(0, small.shape[1] - SIDE + 1, count)
         batch = [small[t : t + SIDE, l : l + SIDE].copy() for t, l in zip(tops, lefts)]
-        if name.startswith(("dicom:", "nifti:")):
+        if name.startswith(MEDICAL_SOURCES):
             batch = [c for c in batch if (c.max(axis=-1) > FOREGROUND_GREY).mean() >= FOREGROUND_SHARE]
         kept += batch
     return kept[:count]

@@ -22,11 +22,19 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
+def replay_job(run, spec, record, seed: int, split_dir: Path):
+    """The job of one attempt of a run's split with `seed` and the run's own recipe, writing to
+    `split_dir` instead of the run: a split trained again in this process (also split_trace.py)."""
+    from ensemble.launching.tasks import job_for
+
+    plain = dataclasses.replace(record, seeds=[seed], recipes=["{}"])
+    return dataclasses.replace(job_for(spec, plain, run), split_dir=str(split_dir))
+
+
 def seed_only(run_dir: Path, split: int, scratch: Path) -> tuple[list[dict], float]:
     """The split trained with its first two seeds and the run's recipe: the best generator's flags."""
     import torch
 
-    from ensemble.launching.tasks import job_for
     from ensemble.run_spec import RunSpec
     from manifests.run_dir import RunDir
     from workers.train import train_split
@@ -38,8 +46,7 @@ def seed_only(run_dir: Path, split: int, scratch: Path) -> tuple[list[dict], flo
     start = time.perf_counter()
     result = None
     for seed in record.seeds[:2]:
-        plain = dataclasses.replace(record, seeds=[seed], recipes=["{}"])
-        job = dataclasses.replace(job_for(spec, plain, run), split_dir=str(scratch / f"{split:03d}"))
+        job = replay_job(run, spec, record, seed, scratch / f"{split:03d}")
         result = train_split(job, device=torch.device("cpu"))
     return list(result.flags), time.perf_counter() - start
 

@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def traced_check(check, with_ms_ssim: bool):
@@ -65,8 +66,9 @@ def main() -> None:
 
     import torch
 
-    from ensemble.launching.tasks import job_for
+    from ensemble.launching.tasks import base_seed
     from ensemble.run_spec import RunSpec
+    from retries import replay_job
     from manifests.run_dir import RunDir
     from workers.quality import guard
     from workers.train import train_split
@@ -74,13 +76,11 @@ def main() -> None:
     run = RunDir(args.run)
     spec = RunSpec.from_dict(run.read_spec())
     record = run.read_manifest()[args.split]
-    seed = args.seed if args.seed is not None else (record.seeds[0] if record.seeds else None)
-    plain = dataclasses.replace(record, seeds=[seed] if seed is not None else [], recipes=["{}"])
+    seed = args.seed if args.seed is not None else (record.seeds[0] if record.seeds else base_seed(spec, record))
     changes = {name: json.loads(value) for name, value in (pair.split("=", 1) for pair in args.overrides)}
     scratch = Path(tempfile.mkdtemp(prefix="split-trace-"))
-    job = job_for(spec, plain, run)
-    job = dataclasses.replace(job, split_dir=str(scratch / "split"), gan={**job.gan, **changes},
-                              steps=args.steps or job.steps)  # fmt: skip
+    job = replay_job(run, spec, record, seed, scratch / "split")
+    job = dataclasses.replace(job, gan={**job.gan, **changes}, steps=args.steps or job.steps)
     names = list(record.class_names)
     print(f"split {args.split} ({', '.join(names)}), seed {job.seed}, {job.steps} steps, changes {changes or 'none'}")
     print(f"  per class: accuracy/diversity/distinctness{'/MS-SSIM' if args.ms_ssim else ''}, every "
@@ -92,9 +92,11 @@ def main() -> None:
         result = train_split(job, device=torch.device("cpu"))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    flags = "; ".join(f"{names[list(record.classes).index(f['label'])]} {f['verdict']} ({f['measure']} {f['value']:.3f})"
+    name_of = dict(zip(record.classes, names))
+    flags = "; ".join(f"{name_of[f['label']]} {f['verdict']} ({f['measure']} {f['value']:.3f})"
                       for f in result.flags) or "none"  # fmt: skip
-    print(f"{time.perf_counter() - start:.0f} s; best step {result.best_step}, score {result.quality:.3f}; flags: {flags}")
+    print(f"{time.perf_counter() - start:.0f} s; best step {result.best_step}, score {result.quality:.3f}; "
+          f"flags: {flags}")
 
 
 if __name__ == "__main__":

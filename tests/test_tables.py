@@ -149,5 +149,5 @@ def test_reading_a_table_starts_no_thread_that_exit_could_tear_down(tmp_path):
     code = ("import os; from manifests.tables.history import read_history; "
             "before = len(os.listdir('/proc/self/task')); read_history(%r); "
             "print(len(os.listdir('/proc/self/task')) - before)") % str(tmp_path)
-    started = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert started.strip() == "0"
+    started = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert started.stdout.strip() == "0"
