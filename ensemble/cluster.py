@@ -39,6 +39,7 @@ def connect(address: str | None) -> Cluster:
                     f"cannot reach a Ray cluster at {address} ({first_line(exc) or type(exc).__name__}); "
                     f"check --address, or leave it out to start a local cluster"
                 ) from None
+            _check_actors_start(address)
         else:
             # A cluster of our own, even if another local one is running ("local" never
             # attaches). Token auth off, or `ray status` fails for the user.
@@ -55,6 +56,38 @@ def connect(address: str | None) -> Cluster:
         largest_node_cpus=max((n["Resources"].get("CPU", 0.0) for n in nodes), default=0.0),
         largest_node_gpus=max((n["Resources"].get("GPU", 0.0) for n in nodes), default=0.0),
     )
+
+
+ACTOR_PROBE_TIMEOUT_S = 120.0
+"""How long the probe actor may take to start on a busy cluster (it needs no CPU)."""
+
+
+def _check_actors_start(address: str) -> None:
+    """A driver can attach and still have every actor it creates cancelled before it runs:
+    with RAY_AUTH_MODE=token in the user's shell and a cluster started without token auth,
+    ray.init succeeds, tasks run, and the launch's progress board died unstarted with a
+    traceback, after the run's manifest was written. One tiny actor tells it before anything
+    is written."""
+    import ray
+
+    @ray.remote(num_cpus=0)
+    class Probe:
+        def ready(self) -> bool:
+            return True
+
+    probe = Probe.remote()
+    try:
+        ray.get(probe.ready.remote(), timeout=ACTOR_PROBE_TIMEOUT_S)
+    except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError) as exc:
+        ray.shutdown()
+        why = first_line(exc) or type(exc).__name__
+        mode = os.environ.get("RAY_AUTH_MODE")
+        fix = (f"RAY_AUTH_MODE={mode} is set in this shell: set it to the cluster's mode (`disabled` for a "
+               f"cluster started without token auth) or unset it" if mode else
+               "check that this machine's Ray version and RAY_AUTH_MODE match the cluster's")  # fmt: skip
+        raise EnsembleError(f"the Ray cluster at {address} accepted this driver but did not start its actor "
+                            f"({why}); {fix}") from None
+    ray.kill(probe)
 
 
 def _check_reachable(address: str, timeout_s: float = 5.0) -> None:

@@ -130,6 +130,23 @@ def test_launch_attaches_to_an_existing_cluster_by_address_and_by_ray_address(tm
     assert head.poll() is None
 
 
+def test_a_driver_whose_token_auth_the_cluster_lacks_is_refused_before_the_run_is_written(tmp_path, ray_head):
+    """With RAY_AUTH_MODE=token in the shell, ray.init attaches to a head started without auth,
+    but every actor the driver makes is cancelled: the launch used to die with a traceback
+    from its progress board, after writing the run's manifest."""
+    address, head, _ = ray_head
+    run = tmp_path / "run"
+    done = subprocess.run([*installed_command(), "launch", "--splits", "100", "--only", "4", "--address", address,
+                           "--steps", "6", "--no-guard", "--run", str(run)], capture_output=True, text=True,
+                          timeout=300, cwd=tmp_path, env={**os.environ, "RAY_AUTH_MODE": "token"})  # fmt: skip
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert re.search(r"^Error: the Ray cluster at \S+ accepted this driver but did not start its actor .*"
+                     r"RAY_AUTH_MODE=token is set in this shell", done.stderr, re.M), done.stderr[-3000:]
+    assert not run.exists()  # refused before the run was written
+    assert head.poll() is None
+
+
 def test_ray_job_submit_runs_a_launch_with_the_run_on_s3(s3_prefix, tmp_path, ray_head):
     """The way many clusters take work: `ray job submit --working-dir . -- ensemble launch ...`
     through the head's job server. The job's driver attaches through RAY_ADDRESS (set by Ray),
