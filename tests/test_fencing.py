@@ -74,6 +74,36 @@ def test_a_renewal_whose_answer_was_lost_is_not_taken_for_a_take_over(s3_prefix)
     assert read_lease(root).holder["holder_id"] == taker.holder_id  # release never deletes another's lease
 
 
+@pytest.mark.parametrize("lost", ["the answer", "the request"])
+def test_acquiring_tries_a_timed_out_write_again_and_knows_its_own_lease(s3_prefix, monkeypatch, lost):
+    """The lease is created through the renewals' client (3.3 s, no retries of its own). A
+    timeout used to fail the launch, and one whose write had landed left a live lease that
+    refused this launch's relaunch for a ttl; now it is tried again, and a landed try is
+    read back as this launch's own."""
+    from botocore.exceptions import ReadTimeoutError
+
+    root = location(s3_prefix + "/run")
+    lease = S3Lease(root, ttl_s=30.0, renew_s=60.0)
+    put = S3Lease._put
+
+    def times_out_once(self, **condition):
+        monkeypatch.setattr(S3Lease, "_put", put)
+        if lost == "the answer":
+            put(self, **condition)  # applied by the store, its answer never came back
+        raise ReadTimeoutError(endpoint_url="http://127.0.0.1")
+
+    monkeypatch.setattr(S3Lease, "_put", times_out_once)
+    lease.acquire()
+    try:
+        stored = read_lease(root)
+        assert stored.holder["holder_id"] == lease.holder_id and lease._etag == stored.etag and lease.valid()
+        lease.epoch += 1
+        lease._put(IfMatch=lease._etag)  # renewals go on from the adopted ETag
+    finally:
+        lease.release()
+    assert read_lease(root) is None  # released: the next launch need not wait out the ttl
+
+
 def test_a_holder_that_cannot_renew_stops_writing_before_its_lease_can_expire(s3_prefix):
     root = location(s3_prefix + "/run")
     planned_run(root, splits=2)

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 
 from manifests.errors import first_line
 from manifests.locks.holder import LaunchHolder, LaunchLockedError, refusal
-from manifests.storage import S3Location, StorageError, is_precondition_failure, s3_client
+from manifests.storage import S3Location, StorageError, is_precondition_failure, is_transient, s3_client
 
 LEASE_NAME = "launch.lease"
 TTL_S = 30.0
@@ -50,6 +50,8 @@ RENEW_SHARE = 1 / 3
 """A holder renews every ttl_s / 3: two renewals may fail before the lease expires."""
 RETRY_S = 1.0
 """After a renewal that failed (a timeout, a network error), the next one is sent this soon."""
+ACQUIRE_TRIES = 4
+"""Acquiring's write is sent up to this many times while the store times out or is unreachable."""
 MARGIN_SHARE = 1 / 6
 """A holder stops writing ttl_s / 6 before its lease can expire on the store's clock."""
 
@@ -155,6 +157,7 @@ class S3Lease:
         self.epoch = 0
         self._etag: str | None = None
         self._renewed_at = 0.0  # time.monotonic() of the last write of the lease that succeeded
+        self._first_sent = 0.0  # when acquire() sent its first try of the write that failed last
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
         # A renewal that hangs must not use up the lease: each write gives up after a third of
@@ -176,28 +179,63 @@ class S3Lease:
     def acquire(self) -> None:
         self.epoch = 1
         try:
-            self._put(IfNoneMatch="*")
+            self._put_tried_again(IfNoneMatch="*")
         except Exception as exc:
             if not is_precondition_failure(exc):
                 raise StorageError(f"cannot create the lease {self.root / LEASE_NAME}: {first_line(exc)}") from None
             current = read_lease(self.root)
-            if current is not None and current.live:
+            if self._adopted(current):
+                pass  # a try whose answer was lost had created it
+            elif current is not None and current.live:
                 raise LaunchLockedError(refusal(self.root, holder_of(current))) from None
-            try:  # expired (its launch was killed), or deleted meanwhile: take it over, one epoch on
-                if current is None:
-                    self._put(IfNoneMatch="*")
-                else:
-                    self.epoch = current.epoch + 1
-                    self._put(IfMatch=current.etag)
-            except Exception as again:
-                if not is_precondition_failure(again):
-                    raise StorageError(f"cannot take over the lease {self.root / LEASE_NAME}: "
-                                       f"{first_line(again)}") from None  # fmt: skip
-                taker = read_lease(self.root)
-                holder = holder_of(taker) if taker else LaunchHolder(None, None, None)
-                raise LaunchLockedError(refusal(self.root, holder)) from None
+            else:
+                self._take_over(current)
         self._renewer = threading.Thread(target=self._renew_until_stopped, name="lease-renewer", daemon=True)
         self._renewer.start()
+
+    def _take_over(self, current: Lease | None) -> None:
+        """An expired lease (its launch was killed), or one deleted meanwhile: taken over, one epoch on."""
+        try:
+            if current is None:
+                self._put_tried_again(IfNoneMatch="*")
+            else:
+                self.epoch = current.epoch + 1
+                self._put_tried_again(IfMatch=current.etag)
+        except Exception as again:
+            if not is_precondition_failure(again):
+                raise StorageError(f"cannot take over the lease {self.root / LEASE_NAME}: "
+                                   f"{first_line(again)}") from None  # fmt: skip
+            taker = read_lease(self.root)
+            if self._adopted(taker):
+                return
+            holder = holder_of(taker) if taker else LaunchHolder(None, None, None)
+            raise LaunchLockedError(refusal(self.root, holder)) from None
+
+    def _put_tried_again(self, **condition) -> None:
+        """Acquiring's write, through the renewals' client (each request gives up after a third
+        of the renewal interval, and boto does not retry it): a timeout or a network error is
+        tried again ACQUIRE_TRIES times, RETRY_S apart, so a slow store does not fail the launch.
+        A try the store applied but whose answer was lost makes the next one a precondition
+        failure, which acquire() reads back as this launch's own lease (`_adopted`)."""
+        first_sent = time.monotonic()
+        for attempt in range(ACQUIRE_TRIES):
+            try:
+                self._put(**condition)
+                return
+            except Exception as exc:
+                if is_precondition_failure(exc) or not is_transient(exc) or attempt == ACQUIRE_TRIES - 1:
+                    self._first_sent = first_sent
+                    raise
+                time.sleep(RETRY_S)
+
+    def _adopted(self, current: Lease | None) -> bool:
+        """Whether the stored lease is this launch's own (a write of acquire() that landed with
+        its answer lost): then it is held from when the first try was sent, the earliest it can
+        have been written."""
+        if current is None or current.holder.get("holder_id") != self.holder_id:
+            return False
+        self._etag, self._renewed_at = current.etag, self._first_sent
+        return True
 
     def _put(self, **condition) -> None:
         started = time.monotonic()  # the lease is good for ttl_s from when the write was sent

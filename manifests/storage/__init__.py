@@ -27,12 +27,12 @@ from urllib.parse import urlsplit
 
 from manifests.storage.local import LocalLocation
 from manifests.storage.location import Entry, Fill, Location, StorageError, WriteConflict
-from manifests.storage.objects import (ObjectLocation, S3Location, filesystem_of, is_precondition_failure, s3_client,
-                                       scratch_dir)  # fmt: skip
+from manifests.storage.objects import (ObjectLocation, S3Location, filesystem_of, is_precondition_failure, is_transient,
+                                       s3_client, scratch_dir)  # fmt: skip
 from manifests.storage.versioned import VersionedFile
 
 __all__ = ["Entry", "Fill", "LocalLocation", "Location", "ObjectLocation", "S3Location", "StorageError", "VersionedFile",
-           "WriteConflict", "is_precondition_failure", "is_uri", "location", "s3_client", "scratch_dir"]  # fmt: skip
+           "WriteConflict", "is_precondition_failure", "is_transient", "is_uri", "location", "s3_client", "scratch_dir"]  # fmt: skip
 
 
 def is_uri(text: str) -> bool:

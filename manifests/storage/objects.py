@@ -267,6 +267,19 @@ def is_precondition_failure(exc: BaseException) -> bool:
                                                             "NoSuchKey", "404", "412", "409")  # fmt: skip
 
 
+def is_transient(exc: BaseException) -> bool:
+    """A request that may succeed if sent again: a timeout, a lost connection, or the store's
+    5xx / SlowDown. Not a refusal (403, 400) or a precondition failure."""
+    import botocore.exceptions
+
+    if isinstance(exc, botocore.exceptions.BotoCoreError):
+        return True
+    if not isinstance(exc, botocore.exceptions.ClientError):
+        return False
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+    return status >= 500 or exc.response.get("Error", {}).get("Code") in ("SlowDown", "RequestTimeout", "Throttling")
+
+
 def _read_s3_object(file: ObjectLocation, consume, with_etag: bool = False):
     """One GET, so one version of the object, whole. Not pyarrow's reader: it asks for the
     size first (HEAD), then for byte ranges, and an object replaced in between (the manifest,
