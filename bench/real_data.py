@@ -3,7 +3,8 @@
     pip install -e '.[bench]'                          # scikit-learn, scikit-image, pydicom, nibabel: their data
     python bench/real_data.py                          # all five datasets, the defaults for --data DIR
     python bench/real_data.py --dataset photos --steps 3000 --set tac=true
-    python bench/real_data.py --dataset scans --seed 7         # the same recipe, other seeds
+    python bench/real_data.py --dataset scans --seed 7         # the same recipe, another seed
+    python bench/real_data.py --seeds 0,1,2 --out bench/out/x  # three draws, one summary table
 
 Datasets: the five kinds of bench/real_sets.py (digits, photos, textures; scans and medical,
 held out of the tuning), each written as an image folder of its training images, 10 classes of
@@ -13,7 +14,10 @@ For each: `ensemble launch --data DIR --splits 2` (two AC-GANs of 5 classes; the
 unless --preset/--steps/--set are given), then `ensemble evaluate --json`. The goal (issue
 10): every class recognised >= 90% by the split's own classifier, spreading >= 0.7 as much as
 its real images, and no class flagged. Prints a row per class and writes
-bench/out/real-DATASET.json; exits 1 when a goal is missed.
+OUT/real-DATASET.json (OUT: --out, bench/out by default; real-DATASET-seedS.json with
+--seeds), then a table of every dataset and seed: worst accuracy and diversity, quality
+retries, flagged splits, and the classes `evaluate` does not call ok, with the measure that
+failed. Exits 1 when a goal is missed.
 """
 from __future__ import annotations
 
@@ -49,8 +53,9 @@ def run(command: list, log: Path) -> subprocess.CompletedProcess:
     return done
 
 
-def bench(dataset: str, args: argparse.Namespace) -> bool:
-    work = args.work / dataset
+def bench(dataset: str, seed: int | None, args: argparse.Namespace) -> dict:
+    """One dataset, one seed: launched, evaluated, printed, and its summary returned."""
+    work = args.work / (dataset if len(args.seeds) == 1 else f"{dataset}-seed{seed}")
     images, run_dir, log = work / "images", work / "run", work / "commands.log"
     work.mkdir(parents=True, exist_ok=True)
     if not args.skip_launch:
@@ -58,7 +63,7 @@ def bench(dataset: str, args: argparse.Namespace) -> bool:
         shutil.rmtree(run_dir, ignore_errors=True)
     options = [*(["--preset", args.preset] if args.preset else []), *(["--steps", str(args.steps)] if args.steps else []),
                *[a for pair in args.overrides or [] for a in ("--set", pair)],
-               *(["--seed", str(args.seed)] if args.seed is not None else [])]  # fmt: skip
+               *(["--seed", str(seed)] if seed is not None else [])]  # fmt: skip
     start = time.monotonic()
     if not args.skip_launch:
         run([*ENSEMBLE, "launch", "--data", images, "--run", run_dir, "--splits", "2", *options], log)
@@ -80,14 +85,50 @@ def bench(dataset: str, args: argparse.Namespace) -> bool:
     met = worst_accuracy >= ACCURACY_GOAL and worst_diversity >= DIVERSITY_GOAL and not flagged
     print(f"  worst accuracy {worst_accuracy:.1%} (goal >= {ACCURACY_GOAL:.0%}), worst diversity {worst_diversity:.2f} "
           f"(goal >= {DIVERSITY_GOAL}), flagged {flagged or 'none'}: {'goal met' if met else 'GOAL MISSED'}")  # fmt: skip
-    OUT.mkdir(exist_ok=True)
-    (OUT / f"real-{dataset}.json").write_text(json.dumps({
-        "options": options, "launch_wall_seconds": wall, "classes": rows,
-        "splits": [{k: s[k] for k in ("split", "status", "seeds", "best_step", "quality", "flags", "train_seconds")}
-                   for s in status["splits"]],
+    args.out.mkdir(parents=True, exist_ok=True)
+    splits = [{k: s[k] for k in ("split", "status", "seeds", "best_step", "quality", "flags", "train_seconds")}
+              for s in status["splits"]]  # fmt: skip
+    name = f"real-{dataset}.json" if len(args.seeds) == 1 else f"real-{dataset}-seed{seed}.json"
+    (args.out / name).write_text(json.dumps({
+        "options": options, "launch_wall_seconds": wall, "classes": rows, "splits": splits,
         "date": time.strftime("%Y-%m-%d"), "goal_met": met,
     }, indent=1))  # fmt: skip
-    return met
+    return {"dataset": dataset, "seed": seed, "met": met, "launch_s": wall, "worst_accuracy": worst_accuracy,
+            "worst_diversity": worst_diversity, "retries": sum(len(s["seeds"]) - 1 for s in splits),
+            "flagged_splits": sum(s["status"] != "succeeded" for s in splits), "classes": rows}  # fmt: skip
+
+
+def failed_measure(row: dict) -> str:
+    """Why `evaluate` did not call a class ok, as the table names it: the guard's measures
+    first, else the paper's MS-SSIM criterion (for `collapsed`) or the nearest-image one."""
+    from workers.quality.verdicts import ACCURACY_FLOOR, DISTINCTNESS_FLOOR, DIVERSITY_FLOOR
+
+    if row["diversity"] < DIVERSITY_FLOOR:
+        return f"diversity {row['diversity']:.2f}"
+    if row["distinctness"] is not None and row["distinctness"] < DISTINCTNESS_FLOOR:
+        return f"distinctness {row['distinctness']:.2f}"
+    if row["accuracy"] < ACCURACY_FLOOR * (row["real_accuracy"] or 1.0):
+        return f"accuracy {row['accuracy']:.0%}"
+    if row["verdict"] == "collapsed":
+        return f"MS-SSIM {row['ms_ssim']:.3f}"
+    return f"novelty {row['novelty']:.2f}"
+
+
+def print_summary(results: list[dict]) -> None:
+    """One row per dataset and seed, and the totals: the figures bench/README.md's tables quote."""
+    print("\n| dataset | seed | launch s | worst accuracy | worst diversity | retries | flagged splits | not ok |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in results:
+        bad = ", ".join(f"{c['name']} ({failed_measure(c)})" for c in r["classes"] if c["verdict"] != "ok")
+        print(f"| {r['dataset']} | {r['seed'] if r['seed'] is not None else '-'} | {r['launch_s']:.0f} | "
+              f"{r['worst_accuracy']:.0%} | {r['worst_diversity']:.2f} | {r['retries']} | {r['flagged_splits']} | "
+              f"{bad or 'none'} |")  # fmt: skip
+    classes = [c for r in results for c in r["classes"]]
+    print(f"\n{len(classes)} classes: {sum(c['verdict'] != 'ok' for c in classes)} not ok, "
+          f"{sum(c['accuracy'] < 0.8 for c in classes)} recognised under 80%, "
+          f"{sum(c['diversity'] < 0.7 for c in classes)} under 0.7 diversity; "
+          f"{sum(r['retries'] for r in results)} quality retries, "
+          f"{sum(r['flagged_splits'] for r in results)} splits flagged")  # fmt: skip
 
 
 def main() -> None:
@@ -98,11 +139,16 @@ def main() -> None:
     parser.add_argument("--steps", type=int)
     parser.add_argument("--set", dest="overrides", action="append", metavar="FIELD=VALUE")
     parser.add_argument("--seed", type=int, help="the launch's seed (another draw of the same recipe)")
+    parser.add_argument("--seeds", type=lambda text: [int(s) for s in text.split(",")],
+                        help="several seeds, comma-separated: each dataset launched once per seed")  # fmt: skip
+    parser.add_argument("--out", type=Path, default=OUT, help="folder for the JSON results")
     parser.add_argument("--skip-launch", action="store_true", help="evaluate the runs already in --work")
     args = parser.parse_args()
     datasets = list(real_sets.DATASETS) if args.dataset == "all" else [args.dataset]
-    results = [bench(name, args) for name in datasets]
-    sys.exit(0 if all(results) else 1)
+    args.seeds = args.seeds or [args.seed]
+    results = [bench(name, seed, args) for seed in args.seeds for name in datasets]
+    print_summary(results)
+    sys.exit(0 if all(r["met"] for r in results) else 1)
 
 
 if __name__ == "__main__":
