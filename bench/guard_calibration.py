@@ -4,9 +4,9 @@
     python bench/guard_calibration.py          # the five kinds of bench/real_sets.py, ~1 min
 
 For each dataset (bench/real_sets.py: digits, photos, textures, and the held-out scans and medical images), two
-splits of five classes, each with the split classifier the product trains for a 4000-step
-split (workers/quality/yardstick.py). Every class is then scored by the product's own
-Yardstick.score on 32 "samples" (GUARD_SAMPLES) made from real images it never trained on:
+splits of five classes, each with the split classifier the product trains for a split of the
+folder recipe's steps (REAL_IMAGES.steps; workers/quality/yardstick.py). Every class is then
+scored by the product's own Yardstick.score on 32 "samples" (GUARD_SAMPLES) made from real images it never trained on:
 
     real       32 new real images of the class                         must pass
     shrunk     the same, each pulled halfway to the class's mean image  must fail (varies half as much)
@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import real_sets  # noqa: E402
+from workers.presets import REAL_IMAGES  # noqa: E402
 from workers.quality.guard import classifier_steps  # noqa: E402
 from workers.quality.verdicts import OK, guard_verdict  # noqa: E402
 from workers.quality.yardstick import GUARD_SAMPLES, load_or_train_yardstick, to_input  # noqa: E402
@@ -79,7 +80,7 @@ def calibrate(dataset: str, work: Path, rng: np.random.Generator, rounds: int) -
         images = torch.cat([tensor(train[c]) for c in members])
         labels = torch.cat([torch.full((len(train[c]),), k) for k, c in enumerate(members)])
         yardstick = load_or_train_yardstick(work / f"{dataset}-{split}", images, labels, len(members), seed=split,
-                                            device=CPU, steps=classifier_steps(4000))  # fmt: skip
+                                            device=CPU, steps=classifier_steps(REAL_IMAGES.steps))  # fmt: skip
         for k, name in enumerate(members):
             spare = labels == k
             spare[yardstick.references[k]] = False  # the class's images that are not the guard's references
