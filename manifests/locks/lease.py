@@ -213,10 +213,10 @@ class S3Lease:
 
     def _put_tried_again(self, **condition) -> None:
         """Acquiring's write, through the renewals' client (each request gives up after a third
-        of the renewal interval, and boto does not retry it): a timeout or a network error is
-        tried again ACQUIRE_TRIES times, RETRY_S apart, so a slow store does not fail the launch.
-        A try the store applied but whose answer was lost makes the next one a precondition
-        failure, which acquire() reads back as this launch's own lease (`_adopted`)."""
+        of the renewal interval, and boto does not retry it): sent up to ACQUIRE_TRIES times,
+        RETRY_S apart, while it times out or finds the store unreachable, so that a slow store
+        does not fail the launch. A try the store applied but whose answer was lost makes the
+        next one a precondition failure, which is read back as this launch's own (`_adopted`)."""
         first_sent = time.monotonic()
         for attempt in range(ACQUIRE_TRIES):
             try:
