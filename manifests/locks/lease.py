@@ -157,7 +157,6 @@ class S3Lease:
         self.epoch = 0
         self._etag: str | None = None
         self._renewed_at = 0.0  # time.monotonic() of the last write of the lease that succeeded
-        self._first_sent = 0.0  # when acquire() sent its first try of the write that failed last
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
         # A renewal that hangs must not use up the lease: each write gives up after a third of
@@ -178,13 +177,14 @@ class S3Lease:
 
     def acquire(self) -> None:
         self.epoch = 1
+        sent = time.monotonic()
         try:
             self._put_tried_again(IfNoneMatch="*")
         except Exception as exc:
             if not is_precondition_failure(exc):
                 raise StorageError(f"cannot create the lease {self.root / LEASE_NAME}: {first_line(exc)}") from None
             current = read_lease(self.root)
-            if self._adopted(current):
+            if self._adopt_if_own(current, sent):
                 pass  # a try whose answer was lost had created it
             elif current is not None and current.live:
                 raise LaunchLockedError(refusal(self.root, holder_of(current))) from None
@@ -195,6 +195,7 @@ class S3Lease:
 
     def _take_over(self, current: Lease | None) -> None:
         """An expired lease (its launch was killed), or one deleted meanwhile: taken over, one epoch on."""
+        sent = time.monotonic()
         try:
             if current is None:
                 self._put_tried_again(IfNoneMatch="*")
@@ -206,7 +207,7 @@ class S3Lease:
                 raise StorageError(f"cannot take over the lease {self.root / LEASE_NAME}: "
                                    f"{first_line(again)}") from None  # fmt: skip
             taker = read_lease(self.root)
-            if self._adopted(taker):
+            if self._adopt_if_own(taker, sent):
                 return
             holder = holder_of(taker) if taker else LaunchHolder(None, None, None)
             raise LaunchLockedError(refusal(self.root, holder)) from None
@@ -216,26 +217,15 @@ class S3Lease:
         of the renewal interval, and boto does not retry it): sent up to ACQUIRE_TRIES times,
         RETRY_S apart, while it times out or finds the store unreachable, so that a slow store
         does not fail the launch. A try the store applied but whose answer was lost makes the
-        next one a precondition failure, which is read back as this launch's own (`_adopted`)."""
-        first_sent = time.monotonic()
+        next one a precondition failure, which is read back as this launch's own (`_adopt_if_own`)."""
         for attempt in range(ACQUIRE_TRIES):
             try:
                 self._put(**condition)
                 return
             except Exception as exc:
                 if is_precondition_failure(exc) or not is_transient(exc) or attempt == ACQUIRE_TRIES - 1:
-                    self._first_sent = first_sent
                     raise
                 time.sleep(RETRY_S)
-
-    def _adopted(self, current: Lease | None) -> bool:
-        """Whether the stored lease is this launch's own (a write of acquire() that landed with
-        its answer lost): then it is held from when the first try was sent, the earliest it can
-        have been written."""
-        if current is None or current.holder.get("holder_id") != self.holder_id:
-            return False
-        self._etag, self._renewed_at = current.etag, self._first_sent
-        return True
 
     def _put(self, **condition) -> None:
         started = time.monotonic()  # the lease is good for ttl_s from when the write was sent
@@ -268,9 +258,18 @@ class S3Lease:
             current = read_lease(self.root)
         except Exception:  # noqa: BLE001 - unreadable now: judged at the next try
             return True
+        return self._adopt_if_own(current)
+
+    def _adopt_if_own(self, current: Lease | None, sent_at: float | None = None) -> bool:
+        """Whether the stored lease is a write of this very launch whose answer was lost; if so,
+        its ETag is adopted. A renewal's leaves the clock at the last confirmed write; one of
+        acquire()'s counts from `sent_at`, when its first try was sent: the earliest it can have
+        been written."""
         if current is None or current.holder.get("holder_id") != self.holder_id:
             return False
-        self._etag = current.etag  # the clock is not moved on: _renewed_at stays the last confirmed write
+        self._etag = current.etag
+        if sent_at is not None:
+            self._renewed_at = sent_at
         return True
 
     def release(self) -> None:
