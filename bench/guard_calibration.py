@@ -3,10 +3,11 @@
     pip install -e '.[bench]'                  # scikit-learn, scikit-image, pydicom, nibabel: their bundled images
     python bench/guard_calibration.py          # the five kinds of bench/real_sets.py, ~1 min
 
-For each dataset (bench/real_sets.py: digits, photos, textures, and the held-out scans and medical images), two
-splits of five classes, each with the split classifier the product trains for a split of the
-folder recipe's steps (REAL_IMAGES.steps; workers/quality/yardstick.py). Every class is then
-scored by the product's own Yardstick.score on 32 "samples" (GUARD_SAMPLES) made from real images it never trained on:
+For each dataset (bench/real_sets.py: digits, photos, textures, and the held-out scans and
+medical images), two splits of five classes, each with the split classifier the product trains
+for a split of the folder recipe's steps (REAL_IMAGES.steps; workers/quality/yardstick.py).
+Every class is then scored by the product's own Yardstick.score on 32 "samples"
+(GUARD_SAMPLES) made from real images it never trained on:
 
     real       32 new real images of the class                         must pass
     shrunk     the same, each pulled halfway to the class's mean image  must fail (varies half as much)

@@ -98,20 +98,18 @@ def bench(dataset: str, seed: int | None, args: argparse.Namespace) -> dict:
             "flagged_splits": sum(s["status"] != "succeeded" for s in splits), "classes": rows}  # fmt: skip
 
 
-def failed_measure(row: dict) -> str:
-    """Why `evaluate` did not call a class ok, as the table names it: the guard's measures
-    first, else the paper's MS-SSIM criterion (for `collapsed`) or the nearest-image one."""
-    from workers.quality.verdicts import ACCURACY_FLOOR, DISTINCTNESS_FLOOR, DIVERSITY_FLOOR
+def why_not_ok(row: dict) -> str:
+    """The figure `evaluate` did not call a class ok for: the guard's own verdict and measure
+    (workers/quality/verdicts.py) where it fails, else the paper's MS-SSIM criterion (for
+    `collapsed`) or the nearest-image one (`memorised`)."""
+    from workers.quality.verdicts import OK, failed_measure, guard_verdict
 
-    if row["diversity"] < DIVERSITY_FLOOR:
-        return f"diversity {row['diversity']:.2f}"
-    if row["distinctness"] is not None and row["distinctness"] < DISTINCTNESS_FLOOR:
-        return f"distinctness {row['distinctness']:.2f}"
-    if row["accuracy"] < ACCURACY_FLOOR * (row["real_accuracy"] or 1.0):
-        return f"accuracy {row['accuracy']:.0%}"
-    if row["verdict"] == "collapsed":
-        return f"MS-SSIM {row['ms_ssim']:.3f}"
-    return f"novelty {row['novelty']:.2f}"
+    guard = guard_verdict(row["accuracy"], row["real_accuracy"], row["diversity"], row["distinctness"])
+    if guard != OK:
+        measure = failed_measure(guard, row["diversity"], row["distinctness"])
+    else:
+        measure = "ms_ssim" if row["verdict"] == "collapsed" else "novelty"
+    return f"{measure} {row[measure]:.3f}"
 
 
 def print_summary(results: list[dict]) -> None:
@@ -119,7 +117,7 @@ def print_summary(results: list[dict]) -> None:
     print("\n| dataset | seed | launch s | worst accuracy | worst diversity | retries | flagged splits | not ok |")
     print("|---|---|---|---|---|---|---|---|")
     for r in results:
-        bad = ", ".join(f"{c['name']} ({failed_measure(c)})" for c in r["classes"] if c["verdict"] != "ok")
+        bad = ", ".join(f"{c['name']} ({why_not_ok(c)})" for c in r["classes"] if c["verdict"] != "ok")
         print(f"| {r['dataset']} | {r['seed'] if r['seed'] is not None else '-'} | {r['launch_s']:.0f} | "
               f"{r['worst_accuracy']:.0%} | {r['worst_diversity']:.2f} | {r['retries']} | {r['flagged_splits']} | "
               f"{bad or 'none'} |")  # fmt: skip
