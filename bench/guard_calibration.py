@@ -1,10 +1,10 @@
 """Calibrating the quality guard: real images used as samples must pass, partial collapse must not.
 
     pip install -e '.[bench]'                  # scikit-learn, scikit-image, pydicom, nibabel: their bundled images
-    python bench/guard_calibration.py          # the five kinds of bench/real_sets.py, ~1 min
+    python bench/guard_calibration.py          # the six kinds of bench/real_sets.py, ~1 min
 
-For each dataset (bench/real_sets.py: digits, photos, textures, and the held-out scans and
-medical images), two splits of five classes, each with the split classifier the product trains
+For each dataset (bench/real_sets.py: digits, photos, textures, and the held-out scans,
+medical images and leftovers), two splits of five classes, each with the split classifier the product trains
 for a split of the folder recipe's steps (REAL_IMAGES.steps; workers/quality/yardstick.py).
 Every class is then scored by the product's own Yardstick.score on 32 "samples"
 (GUARD_SAMPLES) made from real images it never trained on:

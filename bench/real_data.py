@@ -1,14 +1,14 @@
 """The default recipe on real image folders that ship inside packages, scored by `ensemble evaluate`.
 
     pip install -e '.[bench]'                          # scikit-learn, scikit-image, pydicom, nibabel: their data
-    python bench/real_data.py                          # all five datasets, the defaults for --data DIR
+    python bench/real_data.py                          # all six datasets, the defaults for --data DIR
     python bench/real_data.py --dataset photos --steps 3000 --set tac=true
     python bench/real_data.py --dataset scans --seed 7         # the same recipe, another seed
     python bench/real_data.py --seeds 0,1,2 --out bench/out/x  # three draws, one summary table
 
-Datasets: the five kinds of bench/real_sets.py (digits, photos, textures; scans and medical,
-held out of the tuning), each written as an image folder of its training images, 10 classes of
-32x32 RGB PNGs.
+Datasets: the six kinds of bench/real_sets.py (digits, photos, textures; scans, medical and
+leftovers held out of the tuning), each written as an image folder of its training images, 10
+classes of 32x32 RGB PNGs.
 
 For each: `ensemble launch --data DIR --splits 2` (two AC-GANs of 5 classes; the defaults
 unless --preset/--steps/--set are given), then `ensemble evaluate --json`. The goal (issue
