@@ -76,3 +76,23 @@ def test_auto_precision_is_bf16_exactly_where_the_device_computes_it_natively():
     assert uses_bf16("auto", CPU) == torch.ops.mkldnn._is_mkldnn_bf16_supported()
     assert GAN.build(get_preset("cpu-32").gan, CPU).bf16 == uses_bf16("auto", CPU)
     assert not GAN.build(get_preset("cifar-32").gan, CPU).bf16  # the paper presets stay fp32
+
+
+def test_class_balanced_batches_hold_a_small_class_as_often_as_a_large_one():
+    """With class_balanced (the folder recipe), a class of 10 images beside one of 90 is half
+    of the real images D sees, as it is half of the fakes; drawn over images it is a tenth."""
+    from workers.step import ClassIndex
+
+    labels = torch.tensor([0] * 90 + [1] * 10 + [2] * 40)[torch.randperm(140, generator=torch.Generator().manual_seed(1))]
+    images = torch.arange(140, dtype=torch.uint8).view(140, 1, 1, 1).expand(140, 3, 2, 2).contiguous()  # pixel = place
+    rng, by_class = torch.Generator().manual_seed(0), ClassIndex.of(labels)
+    balanced = [draw_batch(images, labels, 30, 4, 3, rng, balanced=by_class) for _ in range(200)]
+    uniform = [draw_batch(images, labels, 30, 4, 3, rng) for _ in range(200)]
+    share = lambda batches: torch.cat([b.real_labels for b in batches]).bincount(minlength=3) / (200 * 30)  # noqa: E731
+    assert torch.equal(share(balanced), torch.full((3,), 1 / 3))  # exactly a third each, every batch
+    assert abs(share(uniform)[1] - 10 / 140) < 0.02
+    for b in balanced:  # the images are the labels' own
+        picked = ((b.real[:, 0, 0, 0] + 1) * 127.5).round().long()
+        assert torch.equal(labels[picked], b.real_labels)
+    small = torch.cat([((b.real[:, 0, 0, 0] + 1) * 127.5).round().long()[b.real_labels == 1] for b in balanced])
+    assert set(small.tolist()) == set((labels == 1).nonzero().flatten().tolist())  # every image of it, none other

@@ -85,6 +85,12 @@ class GANConfig:
     own mean brightness away: with raw pixels, a generator earns the term by making one image
     light and the other dark, and does (a class then comes in two brightnesses, each a few
     near-copies; bench/README.md, issue 20)."""
+    class_balanced: bool = False
+    """Real batches hold every class equally often, as the fakes' labels do, however many
+    images each class has. Drawn uniformly over images, a class with a quarter of the others'
+    images is a quarter as often real as fake in D's batches, and D (its projection head, per
+    class) learns the class as mostly fake: LFW's 80 non-faces beside classes of 300 crops
+    came out as a few dark and light blotches (bench/README.md, "Class-balanced batches")."""
     g_ema: float = 0.0
     """Decay of an exponential moving average of G's weights, which sampling then uses;
     0 turns it off."""

@@ -84,13 +84,46 @@ class Batch:
     fake_labels: torch.Tensor
 
 
+@dataclass(frozen=True)
+class ClassIndex:
+    """Where each class's images lie in a split's image tensor, for class-balanced real batches
+    (GANConfig.class_balanced)."""
+
+    order: torch.Tensor
+    """Image positions sorted by label (on the CPU, where batches are drawn)."""
+    starts: torch.Tensor
+    counts: torch.Tensor
+    """Per class present, its first place in `order` and its number of images."""
+    classes: torch.Tensor
+    """The labels that have images."""
+
+    @classmethod
+    def of(cls, labels: torch.Tensor) -> "ClassIndex":
+        labels = labels.cpu()
+        order = torch.argsort(labels, stable=True)
+        classes, counts = torch.unique_consecutive(labels[order], return_counts=True)
+        starts = torch.cumsum(counts, 0) - counts
+        return cls(order, starts, counts, classes)
+
+    def draw(self, batch_size: int, rng: torch.Generator) -> torch.Tensor:
+        """Positions of `batch_size` images: every class equally often (a shuffled repeat of
+        the classes), a uniformly drawn image of it each time."""
+        which = (torch.arange(batch_size) % len(self.classes))[torch.randperm(batch_size, generator=rng)]
+        within = (torch.rand(batch_size, generator=rng) * self.counts[which]).long()
+        return self.order[self.starts[which] + torch.minimum(within, self.counts[which] - 1)]
+
+
 def draw_batch(images: torch.Tensor, labels: torch.Tensor, batch_size: int, z_dim: int, num_classes: int,
-               rng: torch.Generator, paired: bool = False) -> Batch:  # fmt: skip
+               rng: torch.Generator, paired: bool = False, balanced: ClassIndex | None = None) -> Batch:  # fmt: skip
     """A batch from uint8 images kept in memory on their device, drawn with `rng` (on the CPU,
     so runs are reproducible on any device). `paired`: the fakes' second half repeats the
-    first half's classes (with other noise), as the mode-seeking term needs."""
+    first half's classes (with other noise), as the mode-seeking term needs. `balanced`: real
+    images drawn class-balanced from it, rather than uniformly over images."""
     device = images.device
-    index = torch.randint(0, len(images), (batch_size,), generator=rng).to(device)
+    if balanced is not None:
+        index = balanced.draw(batch_size, rng).to(device)
+    else:
+        index = torch.randint(0, len(images), (batch_size,), generator=rng).to(device)
     noise = torch.randn(batch_size, z_dim, generator=rng).to(device)
     # Every class equally often in each batch (a shuffled repeat of 0..K-1): the same
     # distribution as uniform sampling, with less batch-to-batch class imbalance.

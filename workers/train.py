@@ -31,7 +31,7 @@ from workers.devices import describe_device, pick_device
 from workers.datasets import load_split_images
 from workers.quality.guard import QualityGuard
 from workers.quality.measures import quality_score
-from workers.step import GAN, draw_batch, train_step
+from workers.step import GAN, ClassIndex, draw_batch, train_step
 
 Report = Callable[[dict], None]
 
@@ -117,6 +117,7 @@ class _Attempt:
         self.skipped_images = data.skipped
         self.images = data.images.to(self.device)  # uint8 stays compact; each batch is scaled on the fly
         self.labels = data.labels.to(self.device)
+        self.by_class = ClassIndex.of(data.labels) if self.config.class_balanced else None
         self.guard = QualityGuard(self.job, self.config, data.images, data.labels, self.device) \
             if self.job.guard else None  # fmt: skip
         # Not kept: on a GPU the host copy is freed here (a 128 px split of ImageNet's 13k images
@@ -134,7 +135,7 @@ class _Attempt:
         self.gan.discriminator.train()
         while self.step < job.steps:
             batch = draw_batch(self.images, self.labels, job.batch_size, self.config.z_dim, self.config.num_classes,
-                               self.rng, paired=self.config.g_mode_seeking > 0)  # fmt: skip
+                               self.rng, paired=self.config.g_mode_seeking > 0, balanced=self.by_class)  # fmt: skip
             measured = train_step(self.gan, batch)
             self.step += 1
             self.report_window.add(measured)
