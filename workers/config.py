@@ -88,9 +88,10 @@ class GANConfig:
     class_balanced: bool = False
     """Real batches hold every class equally often, as the fakes' labels do, however many
     images each class has. Drawn uniformly over images, a class with a quarter of the others'
-    images is a quarter as often real as fake in D's batches, and D (its projection head, per
-    class) learns the class as mostly fake: LFW's 80 non-faces beside classes of 300 crops
-    came out as a few dark and light blotches (bench/README.md, "Class-balanced batches")."""
+    images is under a third as often real as fake in D's batches (D's projection head judges
+    "real" per class): LFW's 80 non-faces beside four classes of 300 crops came out as dark
+    squares and a few light blotches, and varied when balanced (bench/README.md,
+    "Class-balanced batches")."""
     g_ema: float = 0.0
     """Decay of an exponential moving average of G's weights, which sampling then uses;
     0 turns it off."""
