@@ -25,7 +25,9 @@ arrays, each with images for training and new images of the same classes held ap
 (like the maintainers' grey scans and micrographs, its classes are the least textured);
 `medical` was added after the folder recipe was chosen and held out, until its fMRI classes
 were seen when G's class weight was chosen (bench/README.md, "G's class weight at 1.5");
-`leftovers` was written then, before any run on it, and is the kind held out now. Held-apart
+`leftovers` was written then, before any run on it; its first runs found the small-class
+collapse that class-balanced batches fixed, so it too has been looked at ("Class-balanced
+batches"): the maintainers' own datasets are the held-out measure now. Held-apart
 images of a crop class are crops at other random positions (another seed): new pictures of
 the same scene.
 """
