@@ -84,6 +84,12 @@ class Batch:
     fake_labels: torch.Tensor
 
 
+def shuffled_classes(count: int, num_classes: int, rng: torch.Generator) -> torch.Tensor:
+    """`count` labels with every class equally often (a shuffled repeat of 0..K-1): the same
+    distribution as uniform sampling, with less batch-to-batch class imbalance."""
+    return (torch.arange(count) % num_classes)[torch.randperm(count, generator=rng)]
+
+
 @dataclass(frozen=True)
 class ClassIndex:
     """Where each class's images lie in a split's image tensor, for class-balanced real batches
@@ -93,23 +99,21 @@ class ClassIndex:
     """Image positions sorted by label (on the CPU, where batches are drawn)."""
     starts: torch.Tensor
     counts: torch.Tensor
-    """Per class present, its first place in `order` and its number of images."""
-    classes: torch.Tensor
-    """The labels that have images."""
+    """Per class that has images, its first place in `order` and its number of images."""
 
     @classmethod
     def of(cls, labels: torch.Tensor) -> "ClassIndex":
         labels = labels.cpu()
         order = torch.argsort(labels, stable=True)
-        classes, counts = torch.unique_consecutive(labels[order], return_counts=True)
-        starts = torch.cumsum(counts, 0) - counts
-        return cls(order, starts, counts, classes)
+        counts = torch.unique_consecutive(labels[order], return_counts=True)[1]
+        return cls(order, torch.cumsum(counts, 0) - counts, counts)
 
     def draw(self, batch_size: int, rng: torch.Generator) -> torch.Tensor:
-        """Positions of `batch_size` images: every class equally often (a shuffled repeat of
-        the classes), a uniformly drawn image of it each time."""
-        which = (torch.arange(batch_size) % len(self.classes))[torch.randperm(batch_size, generator=rng)]
+        """Positions of `batch_size` images: every class equally often, a uniformly drawn image
+        of it each time."""
+        which = shuffled_classes(batch_size, len(self.counts), rng)
         within = (torch.rand(batch_size, generator=rng) * self.counts[which]).long()
+        # rand() < 1, but rand() * count can round up to count in float32
         return self.order[self.starts[which] + torch.minimum(within, self.counts[which] - 1)]
 
 
@@ -125,10 +129,8 @@ def draw_batch(images: torch.Tensor, labels: torch.Tensor, batch_size: int, z_di
     else:
         index = torch.randint(0, len(images), (batch_size,), generator=rng).to(device)
     noise = torch.randn(batch_size, z_dim, generator=rng).to(device)
-    # Every class equally often in each batch (a shuffled repeat of 0..K-1): the same
-    # distribution as uniform sampling, with less batch-to-batch class imbalance.
     drawn = batch_size // 2 if paired else batch_size
-    fake_labels = (torch.arange(drawn) % num_classes)[torch.randperm(drawn, generator=rng)]
+    fake_labels = shuffled_classes(drawn, num_classes, rng)
     if paired:
         fake_labels = torch.cat([fake_labels, fake_labels, fake_labels[: batch_size % 2]])
     fake_labels = fake_labels.to(device)
