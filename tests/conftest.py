@@ -3,12 +3,14 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import socket
 import tempfile
+import threading
 import uuid
 
 import pytest
 
-from tests.helpers import S3_BUCKET, free_port
+from tests.helpers import S3_BUCKET
 from workers.datasets.drawing import render_class
 
 FAKE_GPUS = 4
@@ -54,7 +56,12 @@ def pytest_sessionfinish(session) -> None:
 
 # Set before any Ray cluster or `ensemble` process starts, so that all of them inherit it:
 # every S3 request of the test session goes to its own server on 127.0.0.1, never to AWS.
-S3_ENDPOINT = f"http://127.0.0.1:{free_port()}"
+# The server's socket is bound now and held until the server serves on it: a port only
+# chosen now could be taken by a Ray worker or an outgoing connection before the first S3
+# test, and moto's own server then waits forever for a server that never started (a CI run
+# hung 80 minutes that way).
+S3_SOCKET = socket.create_server(("127.0.0.1", 0))
+S3_ENDPOINT = f"http://127.0.0.1:{S3_SOCKET.getsockname()[1]}"
 for _name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3"):
     os.environ.pop(_name, None)
 os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1",
@@ -124,16 +131,23 @@ def image_folder(tmp_path):
 
 @pytest.fixture(scope="session")
 def s3_server():
-    """A real S3 server for the session: moto's, threaded, on 127.0.0.1, with one bucket."""
+    """A real S3 server for the session: moto's, threaded, on the socket held since import."""
     import boto3
-    from moto.server import ThreadedMotoServer
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from werkzeug.serving import make_server
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # a line per request otherwise
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=int(S3_ENDPOINT.rsplit(":", 1)[1]), verbose=False)
-    server.start()
+    # What moto's ThreadedMotoServer does, on a socket that is already ours (it takes a port only).
+    server = make_server("127.0.0.1", 0, DomainDispatcherApplication(create_backend_app), threaded=True,
+                         request_handler=MotoRequestHandler, fd=S3_SOCKET.fileno())  # fmt: skip
+    serving = threading.Thread(target=server.serve_forever, name="s3-server", daemon=True)
+    serving.start()
     boto3.client("s3").create_bucket(Bucket=S3_BUCKET)
     yield S3_ENDPOINT
-    server.stop()
+    server.shutdown()
+    serving.join(timeout=30)
+    server.server_close()
+    S3_SOCKET.close()
 
 
 @pytest.fixture
