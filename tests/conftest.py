@@ -21,6 +21,7 @@ like CI, runs them all."""
 CLUSTER_FIXTURES = {"ray_cluster", "s3_server"}
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own, which turns the groups set here into node ids
 def pytest_collection_modifyitems(items) -> None:
     """A test marked with no tier is `integration` when it uses the session's Ray cluster or S3
     server, else `unit`. A test in two tiers (a faults test with a browser) keeps the first.
