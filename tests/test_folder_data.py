@@ -57,7 +57,7 @@ def test_real_images_without_a_preset_get_the_recipe_measured_on_real_folders(im
     assert (spec.preset, spec.steps) == ("cpu-32", REAL_IMAGES.steps) == ("cpu-32", 6000)
     assert spec.gan["lr"] == 2.5e-4 and spec.gan["d_spectral_norm"] is True and spec.gan["g_mode_seeking"] == 0.2
     assert spec.gan["d_projection"] is True and spec.gan["g_mode_seeking_centred"] is True
-    assert spec.gan["class_balanced"] is True
+    assert spec.gan["class_balanced"] is True and tuple(spec.gan["g_widths"]) == (96, 48, 24)
     # What the user says wins; an explicit preset takes that preset's own recipe.
     mine = new_spec(data=str(image_folder), **{**given, "steps": 100}, overrides={"lr": 1e-4})
     assert mine.steps == 100 and mine.gan["lr"] == 1e-4 and mine.gan["d_spectral_norm"] is True
