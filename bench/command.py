@@ -19,3 +19,10 @@ def installed_command() -> list[str]:
 
 ENSEMBLE = installed_command()
 """A command line to extend: [*ENSEMBLE, "status", ...]."""
+
+
+def recipe_options(preset: str | None, steps: int | None, overrides: list[str] | None) -> list[str]:
+    """`ensemble launch` options for what a benchmark was told (--preset, --steps, --set
+    FIELD=VALUE ...); nothing for what it was not, so that the launch keeps its own defaults."""
+    return [*(["--preset", preset] if preset else []), *(["--steps", str(steps)] if steps else []),
+            *(a for pair in overrides or [] for a in ("--set", pair))]  # fmt: skip

@@ -37,7 +37,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from command import ENSEMBLE  # noqa: E402
+from command import ENSEMBLE, recipe_options  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "out"
 ACCURACY_GOAL = 0.9
@@ -188,10 +188,8 @@ def main() -> None:
         if run_dir.exists():
             shutil.rmtree(run_dir)
         start = time.monotonic()
-        chosen = [*(["--preset", args.preset] if args.preset else []),
-                  *(["--steps", str(args.steps)] if args.steps else []),
-                  *(a for pair in args.overrides for a in ("--set", pair))]  # fmt: skip
-        run([*cli, "launch", "--data", data, "--run", run_dir, "--splits", str(args.splits), *chosen], log)
+        run([*cli, "launch", "--data", data, "--run", run_dir, "--splits", str(args.splits),
+             *recipe_options(args.preset, args.steps, args.overrides)], log)  # fmt: skip
         wall = time.monotonic() - start
         print(f"launch: {wall:.0f} s wall")
     shutil.rmtree(samples, ignore_errors=True)

@@ -32,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import real_sets  # noqa: E402
-from command import ENSEMBLE  # noqa: E402
+from command import ENSEMBLE, recipe_options  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "out"
 ACCURACY_GOAL, DIVERSITY_GOAL = 0.9, 0.7
@@ -61,8 +61,7 @@ def bench(dataset: str, seed: int | None, args: argparse.Namespace) -> dict:
     if not args.skip_launch:
         write_dataset(dataset, images)
         shutil.rmtree(run_dir, ignore_errors=True)
-    options = [*(["--preset", args.preset] if args.preset else []), *(["--steps", str(args.steps)] if args.steps else []),
-               *[a for pair in args.overrides or [] for a in ("--set", pair)],
+    options = [*recipe_options(args.preset, args.steps, args.overrides),
                *(["--seed", str(seed)] if seed is not None else [])]  # fmt: skip
     start = time.monotonic()
     if not args.skip_launch:
