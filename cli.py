@@ -13,7 +13,8 @@ from pathlib import Path
 import click
 
 from ensemble.console import OneLineErrors  # click and rich's names only: light
-from workers.presets import DEFAULT_PRESET, PRESETS, REAL_IMAGES, get_preset  # configs only: no torch, ~30 ms
+# configs only: no torch, ~30 ms
+from workers.presets import DEFAULT_PRESET, PAPER_CLASSES_PER_SPLIT, PRESETS, REAL_IMAGES, get_preset
 
 PRESET_NAMES = tuple(PRESETS)
 def _preset_defaults(field: str) -> str:
@@ -41,10 +42,7 @@ RUN_OPTION = click.option(
 )
 
 CHECKPOINT_OPTION = click.option(
-    "--checkpoint",
-    type=click.Choice(("best", "latest")),
-    default="best",
-    show_default=True,
+    "--checkpoint", type=click.Choice(("best", "latest")), default="best", show_default=True,
     help="Each split's best generator by the quality guard's score, or its latest one. A split "
     "trained without the guard has only the latest.",
 )
@@ -90,7 +88,8 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--splits", type=int, help="Number of splits; must divide the class count. [default: 100]")
+@click.option("--splits", type=int, help=f"Number of splits; must divide the class count. [default: one per {PAPER_CLASSES_PER_SPLIT} "
+              f"classes (100 for 1000); per {REAL_IMAGES.classes_per_split} for --data DIR when --preset is left out]")
 @click.option("--data", help="`builtin`; an image folder with one subfolder per class (ImageNet's train/); "
               "or cifar10:ROOT, cifar100:ROOT, mnist:ROOT for torchvision's files under ROOT. [default: builtin]")
 @RUN_OPTION

@@ -60,7 +60,8 @@ class LaunchView:
         if self.listed:
             self.console.print(self.listed)
         self.console.print(
-            f"Training {len(todo)} of {spec.splits} splits ({spec.preset}, {spec.steps} steps of {spec.batch_size}) on {where} "
+            f"Training {len(todo)} of {spec.splits} splits of {spec.num_classes // spec.splits} classes ({spec.preset}, "
+            f"{spec.steps} steps of {spec.batch_size}) on {where} "
             f"({cluster.num_cpus:g} CPUs, {cluster.num_gpus:g} GPUs; {gpus_per_split:g} GPU per split)"
         )
         if gpus_per_split == 1 and not self.gpus_asked and spec.preset in SMALL_PRESETS:

@@ -14,6 +14,19 @@ if TYPE_CHECKING:
     from manifests.tables.manifest import SplitRecord
 
 
+def default_splits(num_classes: int, classes_per_split: int) -> int:
+    """The number of splits --splits defaults to: the one that divides the classes evenly into
+    splits nearest `classes_per_split` classes each, by ratio (on a tie, the smaller splits).
+    1000 classes at 10 per split: 100; 10 at 5: 2; 7 at 5: 1 split of 7; 37 at 10: 1 of 37."""
+    counts = [d for d in range(1, max(num_classes, 1) + 1) if num_classes % d == 0]
+
+    def off_by(splits: int) -> float:
+        size = num_classes / splits
+        return round(max(size / classes_per_split, classes_per_split / size), 9)  # a tie stays a tie
+
+    return min(counts, key=lambda d: (off_by(d), num_classes / d))
+
+
 def plan_splits(num_classes: int, num_splits: int) -> list[list[int]]:
     """The class indices of each split, in split order."""
     if num_classes < 1:

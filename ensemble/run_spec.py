@@ -10,11 +10,11 @@ import json
 from dataclasses import dataclass, field
 
 from ensemble.errors import EnsembleError
+from ensemble.planning import default_splits
 from workers.config import GANConfig
 from workers.datasets import normalise_spec
-from workers.presets import DEFAULT_PRESET, REAL_IMAGES, get_preset
+from workers.presets import DEFAULT_PRESET, PAPER_CLASSES_PER_SPLIT, REAL_IMAGES, get_preset
 
-DEFAULT_SPLITS = 100
 DEFAULT_DATA = "builtin"
 DEFAULT_SEED = 0
 SPEC_VERSION = 1
@@ -111,15 +111,17 @@ def check_seed(value: int | None) -> None:
 def new_spec(*, data: str | None, splits: int | None, num_classes: int, steps: int | None,
              batch_size: int | None, seed: int | None, checkpoint_every: int | None,
              preset: str | None = None, overrides: dict | None = None, guard: bool | None = None) -> RunSpec:  # fmt: skip
-    """A new run's spec; options left out take the preset's recipe (steps, batch size). Real
-    images (any --data but builtin) with no --preset take REAL_IMAGES's recipe."""
+    """A new run's spec; options left out take the preset's recipe (steps, batch size) and a
+    split per PAPER_CLASSES_PER_SPLIT classes. Real images (any --data but builtin) with no
+    --preset take REAL_IMAGES's recipe, and its classes per split."""
     data = normalise_spec(data or DEFAULT_DATA)
-    default_steps = None
+    default_steps, classes_per_split = None, PAPER_CLASSES_PER_SPLIT
     if preset is None and data != DEFAULT_DATA:
         preset, default_steps = REAL_IMAGES.preset, REAL_IMAGES.steps
         overrides = {**REAL_IMAGES.overrides, **(overrides or {})}
+        classes_per_split = REAL_IMAGES.classes_per_split
     preset_name = preset or DEFAULT_PRESET
-    splits = splits or DEFAULT_SPLITS
+    splits = splits or default_splits(num_classes, classes_per_split)
     gan = model_config(preset_name, overrides or {}, max(1, num_classes // splits))  # classes per model
     if "g_kernel" in (overrides or {}) and gan["g_upsample"] == "nearest":
         raise EnsembleError(

@@ -200,5 +200,5 @@ def test_a_launch_that_gives_a_small_model_a_whole_gpu_suggests_sharing_it(prese
     with LaunchView(gpus_asked=asked) as view:
         view.launched(cluster(8 if gpus else 0, 8 if gpus else 0), spec, [], gpus)
     shown = capsys.readouterr().err
-    assert shown.startswith("Training 0 of 100 splits")
+    assert shown.startswith("Training 0 of 100 splits of 10 classes (")
     assert ("tip: one " in shown and "--gpus-per-split 0.125" in shown) == tip, shown

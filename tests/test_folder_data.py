@@ -67,6 +67,17 @@ def test_real_images_without_a_preset_get_the_recipe_measured_on_real_folders(im
     assert builtin.steps == 450 and builtin.gan["d_spectral_norm"] is False
 
 
+def test_splits_left_out_give_a_folder_5_classes_per_split_and_the_presets_10(image_folder):
+    from ensemble.run_spec import new_spec
+
+    given = dict(splits=None, steps=None, batch_size=None, seed=None, checkpoint_every=None)
+    folder = new_spec(data=str(image_folder), num_classes=10, **given)
+    assert folder.splits == 2 and folder.gan["num_classes"] == 5
+    assert new_spec(data=str(image_folder), num_classes=10, preset="cpu-32", **given).splits == 1
+    assert new_spec(data=None, num_classes=1000, **given).splits == 100  # the quickstart's run, as before
+    assert new_spec(data=str(image_folder), num_classes=10, **{**given, "splits": 5}).splits == 5  # given: kept
+
+
 def test_a_few_images_per_class_are_read_from_the_cache_without_the_rest(tmp_path):
     from workers.datasets.cache import cache_path, read_cache, write_cache
     from workers.datasets.loaded import LoadedImages

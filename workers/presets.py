@@ -19,6 +19,9 @@ from workers.config import GANConfig
 PAPER_STEPS = 50_000
 PAPER_BATCH_SIZE = 100
 PAPER_CHECKPOINT_EVERY = 1000
+PAPER_CLASSES_PER_SPLIT = 10
+"""The paper's ImageNet setup: 100 AC-GANs of 10 classes each. What --splits defaults to for
+the presets (one split per 10 classes: 100 for 1000)."""
 
 
 @dataclass(frozen=True)
@@ -75,16 +78,21 @@ class DataRecipe:
     """What `ensemble launch --data DIR` trains when --preset is left out: a preset, its
     steps, and the model fields changed. Chosen by measurement on real image folders that
     ship in packages (`bench/real_data.py`; bench/README.md, "A default recipe for real
-    images"). --steps and --set still override it."""
+    images"). --steps, --set and --splits still override it."""
 
     preset: str
     steps: int
     overrides: dict
+    classes_per_split: int
+    """What --splits defaults to: one split per this many classes. The recipe was chosen and
+    measured on splits of 5 classes; one split of 10 classes with the same steps recognised the
+    least-textured classes less often (bench/README.md, "Five classes per split")."""
 
 
 REAL_IMAGES = DataRecipe("cpu-32", 6000, {"lr": 2.5e-4, "d_spectral_norm": True, "g_mode_seeking": 0.2,
                                            "g_mode_seeking_centred": True, "d_projection": True,
-                                           "class_balanced": True, "g_widths": (96, 48, 24)})
+                                           "class_balanced": True, "g_widths": (96, 48, 24)},
+                         classes_per_split=5)
 """MSGAN's mode-seeking term at weight 0.2 keeps the least-textured classes varied: without it
 the rocket's sky, brick, grass, the clock and the cell collapsed (weight 1 cost the digits a
 third of their recognisability; 0.5 made star fields grey squares). A projection head in D
