@@ -39,7 +39,8 @@ from pathlib import Path
 import numpy as np
 
 TUNING = ("digits", "photos", "textures")
-HELD_OUT = ("scans", "medical", "leftovers")
+ADDED_LATER = ("scans", "medical", "leftovers")
+"""Held out when each was added, and tuned on since (above)."""
 PER_CLASS, HELD_APART = 300, 40
 SIDE = 32
 
@@ -193,4 +194,4 @@ def write_folder(root: Path, classes: dict[str, list[np.ndarray]]) -> None:
             Image.fromarray(image).save(root / name / f"{i:04d}.png")
 
 
-DATASETS = (*TUNING, *HELD_OUT)
+DATASETS = (*TUNING, *ADDED_LATER)
