@@ -90,28 +90,3 @@ def test_a_few_images_per_class_are_read_from_the_cache_without_the_rest(tmp_pat
     assert few.labels.tolist() == [0, 0, 0, 1, 1, 2, 2, 2] and few.skipped == 1
     assert torch.equal(few.images, images[[0, 1, 2, 6, 7, 8, 9, 10]])
     assert torch.equal(read_cache(path, "k").images, images) and read_cache(path, "other", per_class=3) is None
-
-
-def test_a_split_of_grey_images_gets_a_generator_that_draws_grey(tmp_path, image_folder, one_thread):
-    """G's three channels come out equal for a split whose real images are all grey, in every
-    file a sample is made from (latest and best), and not for a colour split."""
-    from PIL import Image
-
-    from tests.helpers import make_job, train_on_cpu
-    from workers.checkpoints import load_generator
-    from workers.images import generate
-
-    grey = tmp_path / "grey"
-    for folder in image_folder.iterdir():
-        (grey / folder.name).mkdir(parents=True)
-        for file in folder.iterdir():
-            Image.open(file).convert("L").convert("RGB").save(grey / folder.name / file.name)
-    made = {}
-    for name, data in (("grey", grey), ("colour", image_folder)):
-        job = make_job(tmp_path / name, 20, data=str(data), classes=[0, 1, 2, 3], class_names=["a", "b", "c", "d"])
-        result = train_on_cpu(job)
-        for path in (result.generator_path, result.best_path):
-            generator, _ = load_generator(path)
-            images = generate(generator, local_label=1, count=8, seed=0)
-            made.setdefault(name, []).append(bool((images[:, :1] == images[:, 1:]).all()))
-    assert made == {"grey": [True, True], "colour": [False, False]}

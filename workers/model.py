@@ -50,10 +50,6 @@ class Generator(nn.Module):
     def __init__(self, config: GANConfig):
         super().__init__()
         self.config = config
-        self.grey = False
-        """Draw grey images: the mean of the three output channels in each. Set for a split whose
-        real images are all grey (workers/train.py) and kept in the generator's JSON: without it,
-        G's pictures of grey scans and digits carry faint colour speckles that no real image has."""
         widths = config.g_widths  # input width of each upsampling layer
         self.project = nn.Linear(config.z_dim + config.num_classes, widths[0] * config.g_start**2)
         self.norms = nn.ModuleList(self._norm(w, i) for i, w in enumerate(widths))
@@ -80,10 +76,7 @@ class Generator(nn.Module):
         for index, stage in enumerate(self.stages):
             h = stage(self._normalise(index, h, labels))  # doubles the side
         h = self._normalise(len(self.stages), h, labels)
-        images = torch.tanh(self.to_image(h))  # (B, C, S, S) in [-1, 1]
-        if self.grey:
-            images = images.mean(1, keepdim=True).expand_as(images).contiguous(memory_format=torch.channels_last)
-        return images
+        return torch.tanh(self.to_image(h))  # (B, C, S, S) in [-1, 1]
 
 
 class _ActivationNoise(nn.Module):
