@@ -37,9 +37,9 @@ def replay_job(run, spec, record, seed: int, split_dir: Path):
     return dataclasses.replace(job_for(spec, plain, run), split_dir=str(split_dir))
 
 
-def seed_only(run_dir: Path, split: int, scratch: Path) -> tuple[list[dict], float, float | None]:
-    """The split trained with its first two seeds and the run's recipe: the best generator's
-    flags, the retry's seconds and the split's best score."""
+def first_attempt(run_dir: Path, split: int, scratch: Path):
+    """The split's first seed trained as in the run, in scratch (1 thread, as a 1-CPU Ray task):
+    the run's spec, the split's row and the folder its retry goes on in."""
     import torch
 
     from ensemble.run_spec import RunSpec
@@ -49,10 +49,22 @@ def seed_only(run_dir: Path, split: int, scratch: Path) -> tuple[list[dict], flo
     run = RunDir(run_dir)
     spec = RunSpec.from_dict(run.read_spec())
     record = run.read_manifest()[split]
+    split_dir = scratch / f"{split:03d}"
     torch.set_num_threads(1)
-    result = train_split(replay_job(run, spec, record, record.seeds[0], scratch / f"{split:03d}"), device=torch.device("cpu"))
+    train_split(replay_job(run, spec, record, record.seeds[0], split_dir), device=torch.device("cpu"))
+    return run, spec, record, split_dir
+
+
+def seed_only(run_dir: Path, split: int, scratch: Path) -> tuple[list[dict], float, float | None]:
+    """The split trained with its first two seeds and the run's recipe: the best generator's
+    flags, the retry's seconds and the split's best score."""
+    import torch
+
+    from workers.train import train_split
+
+    run, spec, record, split_dir = first_attempt(run_dir, split, scratch)
     start = time.perf_counter()
-    result = train_split(replay_job(run, spec, record, record.seeds[1], scratch / f"{split:03d}"), device=torch.device("cpu"))
+    result = train_split(replay_job(run, spec, record, record.seeds[1], split_dir), device=torch.device("cpu"))
     return list(result.flags), time.perf_counter() - start, result.quality
 
 
@@ -60,23 +72,15 @@ def fine_tuned(run_dir: Path, split: int, scratch: Path, fraction: float,
                extra: dict) -> tuple[list[dict], float, float | None]:  # fmt: skip
     """The split's first attempt as in the run, then its retry's recipe (with `extra`) for
     `fraction` of the run's steps from that attempt's last state: as seed_only returns."""
-    import dataclasses as dc
-
     import torch
 
     import workers.train as train
     from ensemble.launching.tasks import job_for
-    from ensemble.run_spec import RunSpec
-    from manifests.run_dir import RunDir
 
-    run = RunDir(run_dir)
-    spec = RunSpec.from_dict(run.read_spec())
-    record = run.read_manifest()[split]
-    torch.set_num_threads(1)
-    split_dir = scratch / f"{split:03d}"
-    train.train_split(replay_job(run, spec, record, record.seeds[0], split_dir), device=torch.device("cpu"))
-    retry = job_for(spec, dc.replace(record, seeds=record.seeds[:2], recipes=record.recipes[:2]), run)
-    retry = dc.replace(retry, split_dir=str(split_dir), steps=round(spec.steps * fraction), gan={**retry.gan, **extra})
+    run, spec, record, split_dir = first_attempt(run_dir, split, scratch)
+    retry = job_for(spec, dataclasses.replace(record, seeds=record.seeds[:2], recipes=record.recipes[:2]), run)
+    retry = dataclasses.replace(retry, split_dir=str(split_dir), steps=round(spec.steps * fraction),
+                                gan={**retry.gan, **extra})  # fmt: skip
     plain = train._state_to_resume
 
     def from_the_failed_attempt(split_dir, config, seed):
