@@ -111,7 +111,7 @@ def main() -> None:
               help="Train just these splits, e.g. `41` or `0-9,41`; the rest stay pending.")
 @click.option("--quality-retries", type=int,
               help="Fresh seeds a split may be retrained with when its best generator fails a class "
-              "(collapsed or unrecognisable). On a relaunch, flagged splits get this many more. [default: 1]")
+              "(collapsed or unrecognisable). On a relaunch, flagged splits get this many more. [default: 2]")
 @click.option("--reindex", is_flag=True,
               help="On a relaunch whose image folder's files changed since the run listed them (a relaunch lists "
               "it again and says what changed): train the unfinished splits on the files as they are now.")

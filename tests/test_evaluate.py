@@ -28,14 +28,16 @@ def test_a_flagged_split_is_retried_with_a_new_seed_and_keeps_its_best_generator
     assert "1 split(s) flagged" in result.output
 
     row = rows_of(run)[41]
-    assert row.seeds == [41, 41 + SEED_STRIDE]  # the run's seed for the split, then one fresh one
-    # ... with a recipe that answers what the first seed's best generator failed (recipes.py)
-    recipe = json.loads(row.recipes[1])
+    # The run's seed for the split, then two fresh ones: one per rung of the retry ladders.
+    assert row.seeds == [41, 41 + SEED_STRIDE, 41 + 2 * SEED_STRIDE]
+    # ... each with a recipe that answers what the seed before's best generator failed (recipes.py)
+    recipe, last = json.loads(row.recipes[1]), json.loads(row.recipes[2])
     assert row.recipes[0] == "{}" and recipe["because"] and set(recipe["because"]) <= {"collapsed", "low-accuracy"}
     assert recipe["set"]["lr"] == 2.5e-4  # half the run's lr, for either verdict
     assert ("steps" in recipe) == ("collapsed" in recipe["because"])  # and 1.5x the steps for a collapse
-    retry_steps = recipe.get("steps", 12)
-    assert (row.status, row.attempt, row.step, row.total_steps) == (Status.FLAGGED, 2, retry_steps, retry_steps)
+    assert last["because"] and last["steps"] == 18  # either ladder's second rung: 1.5x the steps
+    retry_steps = last["steps"]
+    assert (row.status, row.attempt, row.step, row.total_steps) == (Status.FLAGGED, 3, retry_steps, retry_steps)
     assert "and a recipe for it (" in result.output
     assert row.steps_redone == 0  # a fresh seed on purpose is not work lost
     assert row.flags and all(f["label"] in row.classes for f in row.flags)
@@ -69,11 +71,11 @@ def test_a_flagged_split_is_retried_with_a_new_seed_and_keeps_its_best_generator
     again = invoke("launch", "--run", run, "--only", "41", "--gpus-per-split", "0", "--quality-retries", "1")
     assert again.exit_code == 0, again.output
     retried = rows_of(run)[41]
-    assert retried.seeds == [41, 41 + SEED_STRIDE, 41 + 2 * SEED_STRIDE] and retried.attempt == 3
-    assert len(retried.recipes) == 3 and json.loads(retried.recipes[2])["because"]  # the second rung
+    assert retried.seeds == [*row.seeds, 41 + 3 * SEED_STRIDE] and retried.attempt == 4
+    assert len(retried.recipes) == 4 and json.loads(retried.recipes[3])["because"]  # the second rung again
     page = invoke("report", "--run", run, "--out", tmp_path / "report.html")
     assert page.exit_code == 0, page.output
-    assert "quality retries: 1 (" in (tmp_path / "report.html").read_text()  # what each retry changed, shown
+    assert "quality retries: 1 (" in (tmp_path / "report.html").read_text() and "; 3 (" in (tmp_path / "report.html").read_text()  # what each retry changed, shown
     assert retried.quality >= row.quality  # the best file is the best over every seed
 
 

@@ -49,7 +49,7 @@ def _run_and_record(tmp_path):
 
 def test_a_retry_s_job_trains_the_recipe_that_answers_what_failed(tmp_path):
     spec, record, run = _run_and_record(tmp_path)
-    assert plan_seeds(spec, record, None) == 2 and record.recipes == ["{}"]
+    assert plan_seeds(spec, record, None) == 3 and record.recipes == ["{}"]
     first = job_for(spec, record, run)
     assert first.gan == spec.gan and first.steps == 40
 
