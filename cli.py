@@ -88,7 +88,7 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--splits", type=int, help=f"Number of splits; must divide the class count. [default: one per {PAPER_CLASSES_PER_SPLIT} "
+@click.option("--splits", type=int, help=f"Number of splits (of consecutive classes, as equal as can be). [default: one per {PAPER_CLASSES_PER_SPLIT} "
               f"classes (100 for 1000); per {REAL_IMAGES.classes_per_split} for --data DIR when --preset is left out]")
 @click.option("--data", help="`builtin`; an image folder with one subfolder per class (ImageNet's train/); "
               "or cifar10:ROOT, cifar100:ROOT, mnist:ROOT for torchvision's files under ROOT. [default: builtin]")

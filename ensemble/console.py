@@ -8,6 +8,8 @@ import time
 
 import click
 
+from ensemble.planning import split_size_text
+
 SMALL_PRESETS = ("cpu-32", "cifar-32")
 """Presets whose one split leaves a GPU mostly idle (bench/README.md, the H200 figures)."""
 
@@ -60,7 +62,7 @@ class LaunchView:
         if self.listed:
             self.console.print(self.listed)
         self.console.print(
-            f"Training {len(todo)} of {spec.splits} splits of {spec.num_classes // spec.splits} classes ({spec.preset}, "
+            f"Training {len(todo)} of {spec.splits} splits of {split_size_text(spec.num_classes, spec.splits)} classes ({spec.preset}, "
             f"{spec.steps} steps of {spec.batch_size}) on {where} "
             f"({cluster.num_cpus:g} CPUs, {cluster.num_gpus:g} GPUs; {gpus_per_split:g} GPU per split)"
         )

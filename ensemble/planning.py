@@ -1,8 +1,11 @@
-"""Split planning: C classes -> S splits of C/S consecutive class indices.
+"""Split planning: C classes -> S splits of consecutive class indices, as equal as they can be.
 
 With 1000 classes and 100 splits, split 41 holds classes 410-419, and global label 417 is
 its local class 7. Which classes share a split made no conclusive difference in the
-paper; contiguous ranges are its natural default.
+paper; contiguous ranges are its natural default. Where S does not divide C, the first C % S
+splits get one class more (37 classes in 7 splits: two of 6, then five of 5): a folder with a
+prime number of classes would otherwise get one model for all of them, and a model of 10
+classes recognised the least-textured ones less often than two of 5 (bench/README.md).
 """
 from __future__ import annotations
 
@@ -15,10 +18,11 @@ if TYPE_CHECKING:
 
 
 def default_splits(num_classes: int, classes_per_split: int) -> int:
-    """The number of splits --splits defaults to: the one that divides the classes evenly into
-    splits nearest `classes_per_split` classes each, by ratio (on a tie, the smaller splits).
-    1000 classes at 10 per split: 100; 10 at 5: 2; 7 at 5: 1 split of 7; 37 at 10: 1 of 37."""
-    counts = [d for d in range(1, max(num_classes, 1) + 1) if num_classes % d == 0]
+    """The number of splits --splits defaults to: the one whose splits hold nearest
+    `classes_per_split` classes on average, by ratio (on a tie, the smaller splits). 1000
+    classes at 10 per split: 100; 10 at 5: 2; 11 at 5: 2 (6 and 5); 7 at 5: 1 split of 7
+    (1.4x) rather than 2 of 3.5 on average (1.43x); 37 at 10: 4 (10, 9, 9, 9)."""
+    counts = range(1, max(num_classes, 1) + 1)
 
     def off_by(splits: int) -> float:
         size = num_classes / splits
@@ -28,20 +32,25 @@ def default_splits(num_classes: int, classes_per_split: int) -> int:
 
 
 def plan_splits(num_classes: int, num_splits: int) -> list[list[int]]:
-    """The class indices of each split, in split order."""
+    """The class indices of each split, in split order: consecutive, the first
+    num_classes % num_splits splits one class larger than the rest."""
     if num_classes < 1:
         raise EnsembleError("the dataset has no classes")
     if not 1 <= num_splits <= num_classes:
         raise EnsembleError(f"--splits must be between 1 and {num_classes} (the number of classes), got {num_splits}")
-    if num_classes % num_splits:
-        divisors = [d for d in range(1, num_classes + 1) if num_classes % d == 0]
-        near = sorted(divisors, key=lambda d: abs(d - num_splits))[:3]
-        raise EnsembleError(
-            f"--splits {num_splits} does not divide {num_classes} classes evenly; "
-            f"try one of {', '.join(map(str, sorted(near)))}"
-        )
-    size = num_classes // num_splits
-    return [list(range(start, start + size)) for start in range(0, num_classes, size)]
+    size, larger = divmod(num_classes, num_splits)
+    plan, start = [], 0
+    for split in range(num_splits):
+        end = start + size + (split < larger)
+        plan.append(list(range(start, end)))
+        start = end
+    return plan
+
+
+def split_size_text(num_classes: int, num_splits: int) -> str:
+    """How many classes a split holds, as the launch line and the report say it: `10`, or `5-6`."""
+    size, larger = divmod(num_classes, max(num_splits, 1))
+    return f"{size}-{size + 1}" if larger else f"{size}"
 
 
 def splits_named(records: list[SplitRecord], only: tuple[int, ...]) -> list[SplitRecord]:

@@ -122,7 +122,7 @@ def new_spec(*, data: str | None, splits: int | None, num_classes: int, steps: i
         classes_per_split = REAL_IMAGES.classes_per_split
     preset_name = preset or DEFAULT_PRESET
     splits = splits or default_splits(num_classes, classes_per_split)
-    gan = model_config(preset_name, overrides or {}, max(1, num_classes // splits))  # classes per model
+    gan = model_config(preset_name, overrides or {}, -(-num_classes // splits))  # classes per model, at most
     if "g_kernel" in (overrides or {}) and gan["g_upsample"] == "nearest":
         raise EnsembleError(
             "--set g_kernel changes G's transposed convolutions, but this model upsamples with nearest neighbours "

@@ -11,6 +11,7 @@ import os
 from html import escape
 
 from ensemble.launching.recipes import describe, parse_recipe
+from ensemble.planning import split_size_text
 from ensemble.run_spec import RunSpec
 from ensemble.status.read import RunStatus
 from manifests.tables.manifest import Status
@@ -91,7 +92,7 @@ def render_page(status: RunStatus, spec: RunSpec, pictures: list, checkpoint: st
     head = f"""
 <h1>acgan-ensemble report</h1>
 <div class="facts"><span>run <b>{escape(_last_part(str(status.run_dir)))}</b></span><span>data <b>{escape(_last_part(spec.data))}</b></span>
-<span>preset <b>{escape(spec.preset)}</b></span><span><b>{spec.splits}</b> splits of <b>{spec.num_classes // spec.splits}</b> classes</span>
+<span>preset <b>{escape(spec.preset)}</b></span><span><b>{spec.splits}</b> splits of <b>{split_size_text(spec.num_classes, spec.splits)}</b> classes</span>
 <span><b>{spec.steps:,}</b> steps of <b>{spec.batch_size}</b> per split</span>
 <span>training time <b>{_duration(seconds)}</b> (all splits)</span>
 <span>pictures from the <b>{checkpoint}</b> generator where there is one</span>
