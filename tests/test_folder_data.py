@@ -90,3 +90,31 @@ def test_a_few_images_per_class_are_read_from_the_cache_without_the_rest(tmp_pat
     assert few.labels.tolist() == [0, 0, 0, 1, 1, 2, 2, 2] and few.skipped == 1
     assert torch.equal(few.images, images[[0, 1, 2, 6, 7, 8, 9, 10]])
     assert torch.equal(read_cache(path, "k").images, images) and read_cache(path, "other", per_class=3) is None
+
+
+def test_a_split_of_grey_images_is_shown_grey_and_trains_as_before(tmp_path, image_folder, one_thread):
+    """A split whose real images are all grey gets generators that show grey in every file a
+    sample is made from (latest and best); a colour split's do not. Training is untouched: in
+    train mode the grey split's G still draws three channels of its own."""
+    from tests.helpers import make_job, train_on_cpu
+    from workers.checkpoints import load_generator
+    from workers.images import generate
+
+    grey = tmp_path / "grey"
+    for folder in image_folder.iterdir():
+        (grey / folder.name).mkdir(parents=True)
+        for file in folder.iterdir():
+            Image.open(file).convert("L").convert("RGB").save(grey / folder.name / file.name)
+    shown, trained = {}, {}
+    for name, data in (("grey", grey), ("colour", image_folder)):
+        job = make_job(tmp_path / name, 20, data=str(data), classes=[0, 1, 2, 3], class_names=["a", "b", "c", "d"])
+        result = train_on_cpu(job)
+        for path in (result.generator_path, result.best_path):
+            generator, _ = load_generator(path)
+            images = generate(generator, local_label=1, count=8, seed=0)
+            shown.setdefault(name, []).append(bool((images[:, :1] == images[:, 1:]).all()))
+        with torch.no_grad():
+            drawn = generator.train()(torch.randn(8, generator.config.z_dim), torch.ones(8, dtype=torch.long))
+        trained[name] = bool((drawn[:, :1] == drawn[:, 1:]).all())
+    assert shown == {"grey": [True, True], "colour": [False, False]}
+    assert trained == {"grey": False, "colour": False}

@@ -177,6 +177,8 @@ def save_generator(split_dir: "Location | str", generator: Generator, info: Gene
     }
     if info.quality is not None:
         document["quality"] = info.quality
+    if generator.grey:
+        document["grey"] = True  # read back by generator_from
     info_path_of(weights_path).write_text(json.dumps(document, indent=2) + "\n")
     return weights_path
 

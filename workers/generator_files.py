@@ -58,6 +58,7 @@ def generator_from(document: dict, data: bytes, device: str = "cpu") -> tuple[Ge
     except (OSError, ValueError, KeyError, TypeError, AttributeError, SafetensorError) as exc:
         raise GeneratorFileError(f"is unreadable ({exc})") from None
     generator = Generator(config).to(device)
+    generator.grey = document.get("grey") is True
     try:
         generator.load_state_dict(weights)
     except RuntimeError as exc:

@@ -50,6 +50,12 @@ class Generator(nn.Module):
     def __init__(self, config: GANConfig):
         super().__init__()
         self.config = config
+        self.grey = False
+        """Show grey: in eval mode (every sample, the guard's checks, evaluation, serving) an image is
+        the mean of its three channels. Set for a split whose real images are all grey (workers/
+        train.py) and kept in the generator's JSON. Training is untouched: a G trained to draw grey
+        failed the fMRI pair of the medical set (bench/README.md), but the colour G's grey pictures
+        carry faint colour speckles (up to 61 of 255 between a pixel's channels) no real image has."""
         widths = config.g_widths  # input width of each upsampling layer
         self.project = nn.Linear(config.z_dim + config.num_classes, widths[0] * config.g_start**2)
         self.norms = nn.ModuleList(self._norm(w, i) for i, w in enumerate(widths))
@@ -76,7 +82,10 @@ class Generator(nn.Module):
         for index, stage in enumerate(self.stages):
             h = stage(self._normalise(index, h, labels))  # doubles the side
         h = self._normalise(len(self.stages), h, labels)
-        return torch.tanh(self.to_image(h))  # (B, C, S, S) in [-1, 1]
+        images = torch.tanh(self.to_image(h))  # (B, C, S, S) in [-1, 1]
+        if self.grey and not self.training:
+            images = images.mean(1, keepdim=True).expand_as(images).contiguous(memory_format=torch.channels_last)
+        return images
 
 
 class _ActivationNoise(nn.Module):

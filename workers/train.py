@@ -117,6 +117,8 @@ class _Attempt:
         self.skipped_images = data.skipped
         self.images = data.images.to(self.device)  # uint8 stays compact; each batch is scaled on the fly
         self.labels = data.labels.to(self.device)
+        # A split of grey images is shown grey (a function of the data: a resume sets it alike).
+        self.gan.generator.grey = self.gan.sampler().grey = all_grey(data.images)
         self.by_class = ClassIndex.of(data.labels) if self.config.class_balanced else None
         self.guard = QualityGuard(self.job, self.config, data.images, data.labels, self.device) \
             if self.job.guard else None  # fmt: skip
@@ -213,6 +215,14 @@ class _Attempt:
             **({} if guard is None else {"quality": guard.best_score, "best_path": guard.best_path,
                                          "best_step": guard.best_step, "flags": guard.flags()}),  # fmt: skip
         )
+
+
+def all_grey(images: torch.Tensor, chunk: int = 256) -> bool:
+    """Whether every image of a (N, 3, H, W) batch is grey: its three channels equal. In chunks,
+    stopping at the first colour one: a 128 px ImageNet split would need 0.4 GB compared at once."""
+    if images.shape[1] != 3:
+        return False
+    return all(bool((part[:, :1] == part[:, 1:]).all()) for part in images.split(chunk))
 
 
 def _state_to_resume(split_dir: Location, config: GANConfig, seed: int) -> tuple[dict | None, str | None, bool]:
