@@ -52,10 +52,11 @@ class Generator(nn.Module):
         self.config = config
         self.grey = False
         """Show grey: in eval mode (every sample, the guard's checks, evaluation, serving) an image is
-        the mean of its three channels. Set for a split whose real images are all grey (workers/
-        train.py) and kept in the generator's JSON. Training is untouched: a G trained to draw grey
+        the mean of its three channels. Set by workers/train.py for a split whose real images are
+        all grey, and kept in the generator's JSON. Training is untouched: a G trained to draw grey
         failed the fMRI pair of the medical set (bench/README.md), but the colour G's grey pictures
-        carry faint colour speckles (up to 61 of 255 between a pixel's channels) no real image has."""
+        carry faint colour speckles (up to 61 of 255 between a pixel's channels) no real image has,
+        which the split's classifier read as evidence of the class."""
         widths = config.g_widths  # input width of each upsampling layer
         self.project = nn.Linear(config.z_dim + config.num_classes, widths[0] * config.g_start**2)
         self.norms = nn.ModuleList(self._norm(w, i) for i, w in enumerate(widths))
